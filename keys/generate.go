@@ -1,0 +1,160 @@
+package keys
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// ErrWrongKEK reports a sealed private key that the configured KEK cannot
+// open: it was sealed under another KEK, or the stored row is corrupted.
+var ErrWrongKEK = errors.New("keys: wrong key-encryption key")
+
+// ErrUnsupportedAlgorithm reports a signing algorithm this package cannot
+// generate or use.
+var ErrUnsupportedAlgorithm = errors.New("keys: unsupported signing algorithm")
+
+// useSig is the JWK "use" of every key: signatures.
+const useSig = "sig"
+
+// algorithm describes how to generate and check keys for one JWS algorithm.
+// Adding RS256, PS256 or EdDSA means adding a case to lookupAlgorithm.
+type algorithm struct {
+	jose     jose.SignatureAlgorithm
+	generate func() (crypto.Signer, error)
+	// fits reports whether a public key is of the type and size alg needs.
+	fits func(pub crypto.PublicKey) bool
+}
+
+// lookupAlgorithm returns the description of a JWS algorithm name.
+func lookupAlgorithm(name string) (algorithm, error) {
+	switch name {
+	case string(jose.ES256):
+		return algorithm{
+			jose: jose.ES256,
+			generate: func() (crypto.Signer, error) {
+				return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			},
+			fits: func(pub crypto.PublicKey) bool {
+				ec, ok := pub.(*ecdsa.PublicKey)
+				return ok && ec.Curve == elliptic.P256()
+			},
+		}, nil
+	default:
+		return algorithm{}, fmt.Errorf("%w %q (supported: ES256)", ErrUnsupportedAlgorithm, name)
+	}
+}
+
+// Generate creates a new signing key for alg (only "ES256" for now), with
+// its private part sealed under kek. The key is active from now.
+func Generate(alg string, kek *KEK, now time.Time) (Key, error) {
+	if kek == nil {
+		return Key{}, errors.New("keys: generate: no KEK")
+	}
+	a, err := lookupAlgorithm(alg)
+	if err != nil {
+		return Key{}, err
+	}
+	priv, err := a.generate()
+	if err != nil {
+		return Key{}, fmt.Errorf("keys: generate %s key: %w", alg, err)
+	}
+	jwk := jose.JSONWebKey{Key: priv.Public(), Algorithm: alg, Use: useSig}
+	tp, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return Key{}, fmt.Errorf("keys: key thumbprint: %w", err)
+	}
+	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
+	pubJSON, err := json.Marshal(jwk)
+	if err != nil {
+		return Key{}, fmt.Errorf("keys: marshal public key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return Key{}, fmt.Errorf("keys: marshal private key: %w", err)
+	}
+	defer clear(der)
+	return Key{
+		ID:          jwk.KeyID,
+		Algorithm:   alg,
+		State:       StateActive,
+		PublicJWK:   pubJSON,
+		Sealed:      kek.seal(der, []byte(jwk.KeyID)),
+		KEKID:       kek.ID(),
+		CreatedAt:   now,
+		ActivatedAt: now,
+	}, nil
+}
+
+// Open decrypts k's private part with kek and checks it against k's public
+// JWK. It fails with an error wrapping ErrWrongKEK when k was sealed under
+// another KEK or does not decrypt.
+func Open(k Key, kek *KEK) (crypto.Signer, error) {
+	if kek == nil {
+		return nil, errors.New("keys: open: no KEK")
+	}
+	if k.KEKID != kek.ID() {
+		return nil, fmt.Errorf("%w: signing key %q is sealed under KEK %s but the configured KEK is %s: configure the KEK it was sealed with",
+			ErrWrongKEK, k.ID, k.KEKID, kek.ID())
+	}
+	pub, err := publicJWK(k)
+	if err != nil {
+		return nil, err
+	}
+	der, err := kek.open(k.Sealed, []byte(k.ID))
+	if err != nil {
+		return nil, fmt.Errorf("%w: signing key %q does not decrypt under KEK %s: the stored key is corrupted or was sealed under another KEK",
+			ErrWrongKEK, k.ID, kek.ID())
+	}
+	defer clear(der)
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("keys: signing key %q: parse private key: %w", k.ID, err)
+	}
+	signer, ok := parsed.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("keys: signing key %q: private key of type %T cannot sign", k.ID, parsed)
+	}
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	if eq, ok := pub.Key.(equaler); !ok || !eq.Equal(signer.Public()) {
+		return nil, fmt.Errorf("keys: signing key %q: private key does not match its public JWK", k.ID)
+	}
+	return signer, nil
+}
+
+// publicJWK parses and checks k's public JWK: a public key of k's algorithm
+// whose thumbprint, kid and alg match k. Its use is set to "sig".
+func publicJWK(k Key) (jose.JSONWebKey, error) {
+	a, err := lookupAlgorithm(k.Algorithm)
+	if err != nil {
+		return jose.JSONWebKey{}, fmt.Errorf("keys: signing key %q: %w", k.ID, err)
+	}
+	var jwk jose.JSONWebKey
+	if err := json.Unmarshal(k.PublicJWK, &jwk); err != nil {
+		return jose.JSONWebKey{}, fmt.Errorf("keys: signing key %q: parse public JWK: %w", k.ID, err)
+	}
+	if !jwk.IsPublic() || !a.fits(jwk.Key) {
+		return jose.JSONWebKey{}, fmt.Errorf("keys: signing key %q: stored JWK is not a %s public key", k.ID, k.Algorithm)
+	}
+	tp, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return jose.JSONWebKey{}, fmt.Errorf("keys: signing key %q: thumbprint: %w", k.ID, err)
+	}
+	if base64.RawURLEncoding.EncodeToString(tp) != k.ID || jwk.KeyID != k.ID {
+		return jose.JSONWebKey{}, fmt.Errorf("keys: signing key %q: ID does not match the thumbprint of its public JWK", k.ID)
+	}
+	if jwk.Algorithm != k.Algorithm {
+		return jose.JSONWebKey{}, fmt.Errorf("keys: signing key %q: JWK alg %q does not match %q", k.ID, jwk.Algorithm, k.Algorithm)
+	}
+	jwk.Use = useSig
+	return jwk, nil
+}
