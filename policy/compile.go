@@ -61,15 +61,22 @@ func (c *Compiled) GrantScopes(requested []string) []string {
 	return granted
 }
 
-// Apply copies the mapped claims of subject into out. Values keep their JSON
-// types: arrays and objects are passed through as they are, never
-// flattened. A missing source is skipped.
-func (c *Compiled) Apply(subject map[string]any, out map[string]any) {
+// Claim is one claim for the minted token.
+type Claim struct {
+	Name  string
+	Value any
+}
+
+// Apply appends the mapped claims of subject to out, in the policy's order.
+// Values keep their JSON types: arrays and objects are passed through as
+// they are, never flattened. A missing source is skipped.
+func (c *Compiled) Apply(subject map[string]any, out []Claim) []Claim {
 	for _, m := range c.mappings {
 		if v, ok := lookup(subject, m.path); ok {
-			out[m.claim] = v
+			out = append(out, Claim{Name: m.claim, Value: v})
 		}
 	}
+	return out
 }
 
 // lookup follows path through nested JSON objects.

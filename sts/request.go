@@ -79,7 +79,9 @@ type Response struct {
 	// the requested one, in which case it must be returned.
 	Scope        []string
 	ScopeChanged bool
-	// Audience, Policy, Issuer and JTI describe the exchange for logs.
+	// Subject, Audience, Policy, Issuer and JTI describe the exchange for
+	// logs (log a hash of Subject, never the value).
+	Subject  string
 	Audience string
 	Policy   string
 	Issuer   string
