@@ -1,0 +1,191 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/claimbridge/claimbridge/policy"
+	"github.com/claimbridge/claimbridge/sts"
+)
+
+// AdminStore is the configuration store behind the admin API. Writes return
+// the stored resource and whether it was created.
+type AdminStore interface {
+	IssuerStore
+	ClientStore
+	PolicyStore
+}
+
+// IssuerStore keeps trusted issuers.
+type IssuerStore interface {
+	PutIssuer(ctx context.Context, iss sts.Issuer) (sts.Issuer, bool, error)
+	GetIssuer(ctx context.Context, name string) (sts.Issuer, error)
+	ListIssuers(ctx context.Context) ([]sts.Issuer, error)
+	DeleteIssuer(ctx context.Context, name string) error
+}
+
+// ClientStore keeps clients; PutClient keeps an existing client's secret.
+type ClientStore interface {
+	PutClient(ctx context.Context, c sts.Client) (sts.Client, bool, error)
+	SetClientSecret(ctx context.Context, id string, hash []byte) (sts.Client, error)
+	GetClient(ctx context.Context, id string) (sts.Client, error)
+	ListClients(ctx context.Context) ([]sts.Client, error)
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// PolicyStore keeps policies.
+type PolicyStore interface {
+	PutPolicy(ctx context.Context, p policy.Policy) (policy.Policy, bool, error)
+	GetPolicy(ctx context.Context, name string) (policy.Policy, error)
+	ListPolicies(ctx context.Context) ([]policy.Policy, error)
+	DeletePolicy(ctx context.Context, name string) error
+}
+
+// AdminConfig wires the admin listener.
+type AdminConfig struct {
+	Store AdminStore
+	// Tokens are the accepted bearer tokens; at least one is required.
+	Tokens []string
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
+}
+
+// maxAdminBodyBytes bounds an admin request body.
+const maxAdminBodyBytes = 1 << 20
+
+// NewAdmin returns the admin server: /admin/v1 behind bearer tokens, and
+// health checks.
+func NewAdmin(cfg AdminConfig) *echo.Echo {
+	e := newEcho(cfg.Logger)
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		if !c.Response().Committed {
+			writeProblem(c, err)
+		}
+	}
+	addHealth(e, cfg.Ready)
+	g := e.Group("/admin/v1", bearerAuth(cfg.Tokens))
+	s, h := cfg.Store, &adminHandlers{store: cfg.Store}
+	g.GET("/issuers", listAll(s.ListIssuers))
+	g.GET("/issuers/:name", getOne("name", s.GetIssuer))
+	g.PUT("/issuers/:name", h.putIssuer)
+	g.DELETE("/issuers/:name", deleteOne("name", s.DeleteIssuer))
+	g.GET("/clients", listAll(s.ListClients))
+	g.GET("/clients/:id", getOne("id", s.GetClient))
+	g.PUT("/clients/:id", h.putClient)
+	g.DELETE("/clients/:id", deleteOne("id", s.DeleteClient))
+	g.POST("/clients/:id/secret", h.rotateClientSecret)
+	g.GET("/policies", listAll(s.ListPolicies))
+	g.GET("/policies/:name", getOne("name", s.GetPolicy))
+	g.PUT("/policies/:name", h.putPolicy)
+	g.DELETE("/policies/:name", deleteOne("name", s.DeletePolicy))
+	return e
+}
+
+// bearerAuth accepts any of tokens, compared in constant time over their
+// SHA-256 digests so that neither content nor length leaks.
+func bearerAuth(tokens []string) echo.MiddlewareFunc {
+	digests := make([][32]byte, len(tokens))
+	for i, t := range tokens {
+		digests[i] = sha256.Sum256([]byte(t))
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
+			if ok {
+				d := sha256.Sum256([]byte(strings.TrimSpace(got)))
+				match := 0
+				for i := range digests {
+					match |= subtle.ConstantTimeCompare(d[:], digests[i][:])
+				}
+				if match == 1 {
+					return next(c)
+				}
+			}
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="claimbridge-admin"`)
+			return newHTTPError(http.StatusUnauthorized, "A valid admin bearer token is required.", nil)
+		}
+	}
+}
+
+// list is the body of every list response.
+type list[T any] struct {
+	Items []T `json:"items"`
+}
+
+func listOf[T any](items []T) list[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return list[T]{Items: items}
+}
+
+// bind decodes a JSON body strictly: unknown fields and trailing data are
+// errors that name what is wrong.
+func bind(c echo.Context, v any) error {
+	r := c.Request()
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/yaml") {
+		return newHTTPError(http.StatusUnsupportedMediaType, "The body must be application/json.", nil)
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), r.Body, maxAdminBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return newHTTPError(http.StatusBadRequest, "The body must hold exactly one JSON object.", nil)
+	}
+	return nil
+}
+
+func bodyError(err error) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &syn):
+		return newHTTPError(http.StatusBadRequest, "The body is not valid JSON: "+syn.Error()+".", nil)
+	case errors.As(err, &typ):
+		v := &policy.ValidationError{}
+		v.Add(typ.Field, "must be a JSON %s, not %s", typ.Type.Kind(), typ.Value)
+		return v
+	case errors.As(err, &mbe):
+		return newHTTPError(http.StatusRequestEntityTooLarge, "The body is too large.", nil)
+	case errors.Is(err, io.EOF):
+		return newHTTPError(http.StatusBadRequest, "The body is empty; a JSON object is required.", nil)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		v := &policy.ValidationError{}
+		v.Add(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "is not a known field")
+		return v
+	default:
+		return newHTTPError(http.StatusBadRequest, "The body could not be read.", err)
+	}
+}
+
+// pathName checks that a name in the body, if any, matches the path.
+func pathName(field, inPath, inBody string) error {
+	if inBody != "" && inBody != inPath {
+		v := &policy.ValidationError{}
+		v.Add(field, "is %q in the body but %q in the path", inBody, inPath)
+		return v
+	}
+	return nil
+}
+
+// putStatus is 201 for a created resource and 200 for an updated one.
+func putStatus(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}

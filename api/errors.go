@@ -1,0 +1,112 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/claimbridge/claimbridge/policy"
+	"github.com/claimbridge/claimbridge/sts"
+)
+
+// oauthStatus is the one table from OAuth error code to HTTP status
+// (RFC 6749 §5.2, RFC 8693 §2.2.2, RFC 8707 §2).
+var oauthStatus = map[sts.Code]int{
+	sts.InvalidRequest:       http.StatusBadRequest,
+	sts.InvalidClient:        http.StatusUnauthorized,
+	sts.InvalidTarget:        http.StatusBadRequest,
+	sts.InvalidScope:         http.StatusBadRequest,
+	sts.UnauthorizedClient:   http.StatusBadRequest,
+	sts.UnsupportedGrantType: http.StatusBadRequest,
+	sts.ServerError:          http.StatusInternalServerError,
+}
+
+// oauthError is the RFC 6749 §5.2 error body.
+type oauthError struct {
+	Error       sts.Code `json:"error"`
+	Description string   `json:"error_description,omitempty"`
+}
+
+// writeOAuthError is the public listener's error chokepoint: it renders err
+// as an OAuth error, logging the full error for the access line.
+func writeOAuthError(c echo.Context, err error) {
+	e := sts.AsError(err)
+	status, ok := oauthStatus[e.Code]
+	if !ok { // a code fosite knows but our table does not
+		e = &sts.Error{Code: sts.InvalidRequest, Description: e.Description, Err: e}
+		status = http.StatusBadRequest
+	}
+	h := c.Response().Header()
+	if e.Code == sts.InvalidClient {
+		h.Set("WWW-Authenticate", `Basic realm="claimbridge", charset="UTF-8"`)
+	}
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	setLogError(c, e)
+	_ = c.JSON(status, oauthError{Error: e.Code, Description: e.Description})
+}
+
+// problem is an RFC 9457 problem details body.
+type problem struct {
+	Type   string              `json:"type"`
+	Title  string              `json:"title"`
+	Status int                 `json:"status"`
+	Detail string              `json:"detail,omitempty"`
+	Errors []policy.FieldError `json:"errors,omitempty"`
+}
+
+// httpError is an admin error with a status chosen by the handler.
+type httpError struct {
+	status int
+	detail string
+	err    error
+}
+
+func (e *httpError) Error() string {
+	if e.err != nil {
+		return e.detail + ": " + e.err.Error()
+	}
+	return e.detail
+}
+
+func (e *httpError) Unwrap() error { return e.err }
+
+func newHTTPError(status int, detail string, err error) error {
+	return &httpError{status: status, detail: detail, err: err}
+}
+
+// writeProblem is the admin listener's error chokepoint: one place decides
+// the status and body of every error.
+func writeProblem(c echo.Context, err error) {
+	p := problem{Type: "about:blank", Status: http.StatusInternalServerError, Title: "Internal Server Error"}
+	var (
+		ve *policy.ValidationError
+		he *httpError
+		ee *echo.HTTPError
+	)
+	switch {
+	case errors.As(err, &ve):
+		p.Status, p.Detail, p.Errors = http.StatusBadRequest, "The request body is invalid; see errors.", ve.Fields
+	case errors.As(err, &he):
+		p.Status, p.Detail = he.status, he.detail
+	case errors.Is(err, sts.ErrNotFound):
+		p.Status, p.Detail = http.StatusNotFound, err.Error()
+	case errors.Is(err, sts.ErrConflict):
+		p.Status, p.Detail = http.StatusConflict, err.Error()
+	case errors.As(err, &ee):
+		p.Status = ee.Code
+		if m, ok := ee.Message.(string); ok {
+			p.Detail = m
+		}
+	default:
+		// Anything else comes from the store: Postgres is unreachable or
+		// failing. Exchanges go on from the snapshot; writes must wait.
+		p.Status, p.Detail = http.StatusServiceUnavailable, "The configuration store is unavailable; try again later."
+	}
+	p.Title = http.StatusText(p.Status)
+	setLogError(c, err)
+	body, _ := json.Marshal(p)
+	_ = c.Blob(p.Status, "application/problem+json", body)
+}
