@@ -36,8 +36,7 @@ func (e *Exchanger) Load(state State) {
 		var v *issuerVerifier
 		if old != nil {
 			if prev := old.issuers[iss.URL]; prev != nil && prev.issuer.Name == iss.Name && prev.sameConfig(iss) {
-				v = prev
-				v.issuer = iss // same definition; fresh version and timestamps
+				v = prev // verifiers are shared by exchanges in flight: never mutated
 			}
 		}
 		if v == nil {
