@@ -48,7 +48,9 @@ func startDev(ctx context.Context, cfg *Config, log *slog.Logger) (*devEnv, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Searchable by the cluster's unprivileged user when run as root; the
+	// secrets inside are files of mode 0600.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("dev dir: %w", err)
 	}
 	d := &devEnv{dir: dir}
