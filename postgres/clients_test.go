@@ -10,6 +10,7 @@ import (
 )
 
 func TestClientLifecycle(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, databaseURL)
 	secret, hash := sts.NewClientSecret()
@@ -52,6 +53,7 @@ func TestClientLifecycle(t *testing.T) {
 }
 
 func TestClientWriteErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, databaseURL)
 	_, hash := sts.NewClientSecret()
@@ -85,6 +87,7 @@ func TestClientWriteErrors(t *testing.T) {
 }
 
 func TestListClientsOrderedByID(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, freshDatabase(t))
 	for _, id := range []string{"gw-b", "gw-a"} {

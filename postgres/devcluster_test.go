@@ -45,6 +45,7 @@ func startDevCluster(t *testing.T, dir string, port int, log *slog.Logger) *post
 }
 
 func TestDevClusterKeepsDataAcrossRestarts(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := devDir(t)
 	var logs bytes.Buffer
@@ -79,6 +80,7 @@ func TestDevClusterKeepsDataAcrossRestarts(t *testing.T) {
 }
 
 func TestDevClusterPortInUse(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer l.Close()
@@ -92,6 +94,7 @@ func TestDevClusterPortInUse(t *testing.T) {
 }
 
 func TestDevClusterUnreachableDirAsRoot(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("only root runs the cluster as another user")
 	}

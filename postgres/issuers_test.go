@@ -22,8 +22,9 @@ func testIssuer(name, url string) sts.Issuer {
 }
 
 func TestIssuerLifecycle(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	s := openStore(t, databaseURL)
+	s := openStore(t, freshDatabase(t))
 	start := time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)
 	postgres.SetClock(s, fixedClock(start))
 
@@ -62,6 +63,7 @@ func TestIssuerLifecycle(t *testing.T) {
 }
 
 func TestIssuerURLConflict(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, databaseURL)
 	_, _, err := s.PutIssuer(ctx, testIssuer("conflict-a", "https://conflict.example.com"))
@@ -78,6 +80,7 @@ func TestIssuerURLConflict(t *testing.T) {
 }
 
 func TestIssuerNilListsStoredEmpty(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, databaseURL)
 	got, _, err := s.PutIssuer(ctx, sts.Issuer{Name: "bare", URL: "https://bare.example.com"})
@@ -88,6 +91,7 @@ func TestIssuerNilListsStoredEmpty(t *testing.T) {
 }
 
 func TestListIssuersOrderedByName(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, freshDatabase(t))
 	for _, name := range []string{"zeta", "alpha", "mid"} {

@@ -44,6 +44,7 @@ func receive[T any](t *testing.T, ch <-chan T, what string) T {
 }
 
 func TestListenDeliversChanges(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	url := freshDatabase(t)
 	s := openStore(t, url)
@@ -82,6 +83,7 @@ func TestListenDeliversChanges(t *testing.T) {
 }
 
 func TestListenReconnects(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	url := freshDatabase(t)
 	s := openStore(t, url)
@@ -102,6 +104,7 @@ func TestListenReconnects(t *testing.T) {
 }
 
 func TestListenRejectsBadURL(t *testing.T) {
+	t.Parallel()
 	err := postgres.Listen(context.Background(), "postgres://bad host:x/", func(string) {}, nil)
 	require.Error(t, err)
 }

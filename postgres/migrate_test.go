@@ -40,6 +40,7 @@ func latestMigration(t *testing.T) int32 {
 }
 
 func TestMigrateEmptyDatabase(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	conn := connect(t, emptyDatabase(t))
 	latest := latestMigration(t)
@@ -67,6 +68,7 @@ func TestMigrateEmptyDatabase(t *testing.T) {
 }
 
 func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
 	url := emptyDatabase(t)
 	const n = 4
 	var wg sync.WaitGroup
@@ -86,6 +88,7 @@ func TestMigrateConcurrently(t *testing.T) {
 }
 
 func TestMigrateRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	conn := connect(t, emptyDatabase(t))
 	require.NoError(t, postgres.Migrate(ctx, conn))
@@ -100,6 +103,7 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 }
 
 func TestStoreMigrate(t *testing.T) {
+	t.Parallel()
 	s := openStore(t, emptyDatabase(t))
 	ctx := context.Background()
 	require.NoError(t, s.Migrate(ctx))

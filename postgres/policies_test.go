@@ -27,6 +27,7 @@ func testPolicy(name, audience string) policy.Policy {
 }
 
 func TestPolicyLifecycle(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, databaseURL)
 
@@ -61,8 +62,9 @@ func TestPolicyLifecycle(t *testing.T) {
 }
 
 func TestPolicyAudienceConflict(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	s := openStore(t, databaseURL)
+	s := openStore(t, freshDatabase(t))
 	_, _, err := s.PutPolicy(ctx, testPolicy("aud-a", "https://shared.internal"))
 	require.NoError(t, err)
 
@@ -81,6 +83,7 @@ func TestPolicyAudienceConflict(t *testing.T) {
 }
 
 func TestListPoliciesOrderedByName(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, freshDatabase(t))
 	for _, name := range []string{"b", "c", "a"} {

@@ -28,6 +28,7 @@ func fakeKey() (keys.Key, error) {
 }
 
 func TestEnsureActiveKeyConcurrently(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, freshDatabase(t))
 	const n = 8
@@ -66,6 +67,7 @@ func TestEnsureActiveKeyConcurrently(t *testing.T) {
 }
 
 func TestEnsureActiveKeyGenerateFails(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, freshDatabase(t))
 	boom := errors.New("no entropy")
@@ -77,6 +79,7 @@ func TestEnsureActiveKeyGenerateFails(t *testing.T) {
 }
 
 func TestOnlyOneActiveKeyInSchema(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	url := freshDatabase(t)
 	s := openStore(t, url)

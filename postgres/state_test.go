@@ -10,6 +10,7 @@ import (
 )
 
 func TestLoadState(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, freshDatabase(t))
 
