@@ -8,7 +8,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -99,8 +101,8 @@ func bearerAuth(tokens []string) echo.MiddlewareFunc {
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-			if ok {
+			scheme, got, ok := strings.Cut(c.Request().Header.Get("Authorization"), " ")
+			if ok && strings.EqualFold(scheme, "Bearer") { // RFC 7235: the scheme is case-insensitive
 				d := sha256.Sum256([]byte(strings.TrimSpace(got)))
 				match := 0
 				for i := range digests {
@@ -128,12 +130,12 @@ func listOf[T any](items []T) list[T] {
 	return list[T]{Items: items}
 }
 
-// bind decodes a JSON body strictly: unknown fields and trailing data are
-// errors that name what is wrong.
+// bind decodes a JSON object body strictly: unknown fields and trailing
+// data are errors that name what is wrong.
 func bind(c echo.Context, v any) error {
 	r := c.Request()
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/yaml") {
-		return newHTTPError(http.StatusUnsupportedMediaType, "The body must be application/json.", nil)
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return newHTTPError(http.StatusUnsupportedMediaType, "The body must be a JSON object sent as Content-Type: application/json.", nil)
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), r.Body, maxAdminBodyBytes))
 	dec.DisallowUnknownFields()
@@ -155,9 +157,11 @@ func bodyError(err error) error {
 	switch {
 	case errors.As(err, &syn):
 		return newHTTPError(http.StatusBadRequest, "The body is not valid JSON: "+syn.Error()+".", nil)
+	case errors.As(err, &typ) && typ.Field == "":
+		return newHTTPError(http.StatusBadRequest, "The body must be a JSON object.", nil)
 	case errors.As(err, &typ):
 		v := &policy.ValidationError{}
-		v.Add(typ.Field, "must be a JSON %s, not %s", typ.Type.Kind(), typ.Value)
+		v.Add(typ.Field, "must be %s, not %s", jsonKind(typ.Type.Kind()), typ.Value)
 		return v
 	case errors.As(err, &mbe):
 		return newHTTPError(http.StatusRequestEntityTooLarge, "The body is too large.", nil)
@@ -170,6 +174,33 @@ func bodyError(err error) error {
 	default:
 		return newHTTPError(http.StatusBadRequest, "The body could not be read.", err)
 	}
+}
+
+// jsonKind names the JSON type a Go kind decodes from.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	default:
+		return "a number"
+	}
+}
+
+// readOnly are the fields GET returns that a PUT may send back unchanged
+// (so that an exported resource can be applied again); they are ignored.
+type readOnly struct {
+	Version   json.RawMessage `json:"version,omitempty"`
+	CreatedAt json.RawMessage `json:"created_at,omitempty"`
+	UpdatedAt json.RawMessage `json:"updated_at,omitempty"`
 }
 
 // pathName checks that a name in the body, if any, matches the path.

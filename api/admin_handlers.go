@@ -17,6 +17,7 @@ type adminHandlers struct {
 
 // issuerBody is the writable part of an issuer.
 type issuerBody struct {
+	readOnly
 	Name       string   `json:"name"`
 	URL        string   `json:"issuer"`
 	Audiences  []string `json:"audiences"`
@@ -48,6 +49,7 @@ func (h *adminHandlers) putIssuer(c echo.Context) error {
 
 // clientBody is the writable part of a client.
 type clientBody struct {
+	readOnly
 	ID          string `json:"id"`
 	Description string `json:"description"`
 }
@@ -100,6 +102,7 @@ func (h *adminHandlers) rotateClientSecret(c echo.Context) error {
 
 // policyBody is the writable part of a policy.
 type policyBody struct {
+	readOnly
 	Name                 string                `json:"name"`
 	Audience             string                `json:"audience"`
 	AllowedClients       []string              `json:"allowed_clients"`

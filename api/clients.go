@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -74,8 +73,4 @@ func (secretHasher) Compare(_ context.Context, hash, secret []byte) error {
 
 func (secretHasher) Hash(_ context.Context, secret []byte) ([]byte, error) {
 	return sts.HashSecret(string(secret)), nil
-}
-
-func splitSpaces(s string) []string {
-	return strings.Fields(s)
 }

@@ -100,10 +100,11 @@ func writeProblem(c echo.Context, err error) {
 		if m, ok := ee.Message.(string); ok {
 			p.Detail = m
 		}
-	default:
-		// Anything else comes from the store: Postgres is unreachable or
-		// failing. Exchanges go on from the snapshot; writes must wait.
+	case errors.Is(err, sts.ErrUnavailable):
+		// Exchanges go on from the snapshot; admin reads and writes wait.
 		p.Status, p.Detail = http.StatusServiceUnavailable, "The configuration store is unavailable; try again later."
+	default:
+		p.Detail = "The request could not be completed; the server log has the details."
 	}
 	p.Title = http.StatusText(p.Status)
 	setLogError(c, err)

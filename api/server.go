@@ -25,8 +25,8 @@ type PublicConfig struct {
 	Issuer    string
 	Exchanger Exchanger
 	Keys      KeySet
-	// Ready reports whether the server can serve exchanges (a snapshot is
-	// loaded and a signing key is active).
+	// Ready reports whether the server can serve exchanges: a snapshot is
+	// loaded and a signing key is active.
 	Ready  func(ctx context.Context) error
 	Logger *slog.Logger
 }
@@ -35,15 +35,17 @@ type PublicConfig struct {
 // documents and health checks.
 func NewPublic(cfg PublicConfig) *echo.Echo {
 	e := newEcho(cfg.Logger)
+	// An issuer with a path (https://host/sts) serves its endpoints under
+	// that path, where its metadata says they are.
+	wk := newWellKnown(cfg.Issuer, cfg.Keys)
 	tok := newTokenEndpoint(cfg.Exchanger, cfg.Issuer+"/oauth2/token")
-	e.POST("/oauth2/token", func(c echo.Context) error {
+	e.POST(wk.path+"/oauth2/token", func(c echo.Context) error {
 		if err := tok.handle(c); err != nil {
 			writeOAuthError(c, err)
 		}
 		return nil
 	})
-	wk := newWellKnown(cfg.Issuer, cfg.Keys)
-	e.GET("/.well-known/jwks.json", wk.jwks)
+	e.GET(wk.path+"/.well-known/jwks.json", wk.jwks)
 	for _, p := range wk.metadataPaths() {
 		e.GET(p, wk.metadata)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -73,9 +74,6 @@ func (t *tokenEndpoint) handle(c echo.Context) error {
 // exchange and a request without client authentication (fosite would answer
 // invalid_request to both).
 func precheck(r *http.Request) error {
-	if r.Method != http.MethodPost {
-		return &sts.Error{Code: sts.InvalidRequest, Description: "The token endpoint accepts only POST."}
-	}
 	if err := r.ParseForm(); err != nil {
 		return &sts.Error{Code: sts.InvalidRequest, Description: "The request body is not a valid application/x-www-form-urlencoded form.", Err: err}
 	}
@@ -91,9 +89,14 @@ func precheck(r *http.Request) error {
 	default:
 		return &sts.Error{Code: sts.UnsupportedGrantType, Description: "Only the token exchange grant (" + sts.GrantTypeTokenExchange + ") is supported."}
 	}
-	// RFC 6749 §5.2: no client authentication at all is invalid_client.
-	if r.Header.Get("Authorization") == "" && r.PostForm.Get("client_id") == "" {
+	// RFC 6749 §5.2: no client authentication at all is invalid_client;
+	// §2.3: a client uses one authentication method per request.
+	basic := r.Header.Get("Authorization") != ""
+	switch {
+	case !basic && r.PostForm.Get("client_id") == "":
 		return &sts.Error{Code: sts.InvalidClient, Description: "Client authentication is required (client_secret_basic or client_secret_post)."}
+	case basic && (r.PostForm.Has("client_secret") || r.PostForm.Has("client_assertion")):
+		return &sts.Error{Code: sts.InvalidRequest, Description: "Use one client authentication method: the Authorization header or the form, not both."}
 	}
 	return nil
 }
@@ -184,7 +187,7 @@ func requestFromForm(clientID string, f url.Values) sts.Request {
 		ActorTokenType:     f.Get("actor_token_type"),
 		Audiences:          f["audience"],
 		Resources:          f["resource"],
-		Scopes:             fosite.RemoveEmpty(splitSpaces(f.Get("scope"))),
+		Scopes:             fosite.RemoveEmpty(strings.Split(f.Get("scope"), " ")), // RFC 6749 §3.3: space-delimited
 		RequestedTokenType: f.Get("requested_token_type"),
 	}
 }

@@ -46,15 +46,12 @@ func newWellKnown(issuer string, keys KeySet) *wellKnown {
 	return w
 }
 
-// metadataPaths are where the metadata is served: at the root, and for an
-// issuer with a path also where RFC 8414 §3 and OpenID Connect Discovery
-// look for it.
+// metadataPaths are where RFC 8414 §3 and OpenID Connect Discovery look
+// for the metadata of our issuer: for https://host/sts these are
+// /.well-known/oauth-authorization-server/sts and
+// /sts/.well-known/openid-configuration.
 func (w *wellKnown) metadataPaths() []string {
-	paths := []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"}
-	if w.path != "" {
-		paths = append(paths, "/.well-known/oauth-authorization-server"+w.path, w.path+"/.well-known/openid-configuration")
-	}
-	return paths
+	return []string{"/.well-known/oauth-authorization-server" + w.path, w.path + "/.well-known/openid-configuration"}
 }
 
 func (w *wellKnown) jwks(c echo.Context) error {

@@ -1,6 +1,6 @@
 -- Claimbridge's configuration: trusted issuers, clients, policies and
 -- signing keys. Every row of the first three carries a version (1 on create,
--- +1 on every update) that the admin API exposes as an ETag.
+-- +1 on every update) for optimistic concurrency and audit.
 
 create table issuers (
     name        text primary key,

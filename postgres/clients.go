@@ -41,7 +41,7 @@ func (s *Store) PutClient(ctx context.Context, c sts.Client) (stored sts.Client,
 		return err
 	})
 	if err != nil {
-		return sts.Client{}, false, fmt.Errorf("put client %q: %w", c.ID, err)
+		return sts.Client{}, false, fmt.Errorf("put client %q: %w", c.ID, unavailable(err))
 	}
 	return stored, stored.Version == 1, nil
 }
@@ -64,7 +64,7 @@ func (s *Store) SetClientSecret(ctx context.Context, id string, hash []byte) (st
 		return err
 	})
 	if err != nil && !errors.Is(err, sts.ErrNotFound) {
-		return sts.Client{}, fmt.Errorf("set secret of client %q: %w", id, err)
+		return sts.Client{}, fmt.Errorf("set secret of client %q: %w", id, unavailable(err))
 	}
 	return stored, err
 }
@@ -76,7 +76,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (sts.Client, error) {
 		return sts.Client{}, fmt.Errorf("client %q: %w", id, sts.ErrNotFound)
 	}
 	if err != nil {
-		return sts.Client{}, fmt.Errorf("get client %q: %w", id, err)
+		return sts.Client{}, fmt.Errorf("get client %q: %w", id, unavailable(err))
 	}
 	return c, nil
 }
@@ -89,11 +89,11 @@ func (s *Store) ListClients(ctx context.Context) ([]sts.Client, error) {
 func listClients(ctx context.Context, q queryer) ([]sts.Client, error) {
 	rows, err := q.Query(ctx, "select "+clientColumns+" from clients order by id")
 	if err != nil {
-		return nil, fmt.Errorf("list clients: %w", err)
+		return nil, fmt.Errorf("list clients: %w", unavailable(err))
 	}
 	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sts.Client, error) { return scanClient(row) })
 	if err != nil {
-		return nil, fmt.Errorf("list clients: %w", err)
+		return nil, fmt.Errorf("list clients: %w", unavailable(err))
 	}
 	return list, nil
 }

@@ -39,7 +39,7 @@ func (s *Store) PutIssuer(ctx context.Context, iss sts.Issuer) (stored sts.Issue
 		return sts.Issuer{}, false, s.issuerURLConflict(ctx, iss)
 	}
 	if err != nil {
-		return sts.Issuer{}, false, fmt.Errorf("put issuer %q: %w", iss.Name, err)
+		return sts.Issuer{}, false, fmt.Errorf("put issuer %q: %w", iss.Name, unavailable(err))
 	}
 	return stored, stored.Version == 1, nil
 }
@@ -63,7 +63,7 @@ func (s *Store) GetIssuer(ctx context.Context, name string) (sts.Issuer, error) 
 		return sts.Issuer{}, fmt.Errorf("issuer %q: %w", name, sts.ErrNotFound)
 	}
 	if err != nil {
-		return sts.Issuer{}, fmt.Errorf("get issuer %q: %w", name, err)
+		return sts.Issuer{}, fmt.Errorf("get issuer %q: %w", name, unavailable(err))
 	}
 	return iss, nil
 }
@@ -76,11 +76,11 @@ func (s *Store) ListIssuers(ctx context.Context) ([]sts.Issuer, error) {
 func listIssuers(ctx context.Context, q queryer) ([]sts.Issuer, error) {
 	rows, err := q.Query(ctx, "select "+issuerColumns+" from issuers order by name")
 	if err != nil {
-		return nil, fmt.Errorf("list issuers: %w", err)
+		return nil, fmt.Errorf("list issuers: %w", unavailable(err))
 	}
 	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sts.Issuer, error) { return scanIssuer(row) })
 	if err != nil {
-		return nil, fmt.Errorf("list issuers: %w", err)
+		return nil, fmt.Errorf("list issuers: %w", unavailable(err))
 	}
 	return list, nil
 }

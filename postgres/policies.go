@@ -22,7 +22,7 @@ const policyColumns = "name, audience, body, version, created_at, updated_at"
 func (s *Store) PutPolicy(ctx context.Context, p policy.Policy) (stored policy.Policy, created bool, err error) {
 	body, err := policyBody(p)
 	if err != nil {
-		return policy.Policy{}, false, fmt.Errorf("put policy %q: %w", p.Name, err)
+		return policy.Policy{}, false, fmt.Errorf("put policy %q: %w", p.Name, unavailable(err))
 	}
 	now := s.timestamp()
 	err = s.write(ctx, ChangePolicies, func(tx pgx.Tx) error {
@@ -43,7 +43,7 @@ func (s *Store) PutPolicy(ctx context.Context, p policy.Policy) (stored policy.P
 		return policy.Policy{}, false, s.audienceConflict(ctx, p)
 	}
 	if err != nil {
-		return policy.Policy{}, false, fmt.Errorf("put policy %q: %w", p.Name, err)
+		return policy.Policy{}, false, fmt.Errorf("put policy %q: %w", p.Name, unavailable(err))
 	}
 	return stored, stored.Version == 1, nil
 }
@@ -85,7 +85,7 @@ func (s *Store) GetPolicy(ctx context.Context, name string) (policy.Policy, erro
 		return policy.Policy{}, fmt.Errorf("policy %q: %w", name, sts.ErrNotFound)
 	}
 	if err != nil {
-		return policy.Policy{}, fmt.Errorf("get policy %q: %w", name, err)
+		return policy.Policy{}, fmt.Errorf("get policy %q: %w", name, unavailable(err))
 	}
 	return p, nil
 }
@@ -98,11 +98,11 @@ func (s *Store) ListPolicies(ctx context.Context) ([]policy.Policy, error) {
 func listPolicies(ctx context.Context, q queryer) ([]policy.Policy, error) {
 	rows, err := q.Query(ctx, "select "+policyColumns+" from policies order by name")
 	if err != nil {
-		return nil, fmt.Errorf("list policies: %w", err)
+		return nil, fmt.Errorf("list policies: %w", unavailable(err))
 	}
 	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (policy.Policy, error) { return scanPolicy(row) })
 	if err != nil {
-		return nil, fmt.Errorf("list policies: %w", err)
+		return nil, fmt.Errorf("list policies: %w", unavailable(err))
 	}
 	return list, nil
 }

@@ -24,11 +24,11 @@ const keyColumns = "kid, alg, state, public_jwk, sealed, kek_id, created_at, act
 func (s *Store) Keys(ctx context.Context) ([]keys.Key, error) {
 	rows, err := s.pool.Query(ctx, "select "+keyColumns+" from signing_keys order by created_at, kid")
 	if err != nil {
-		return nil, fmt.Errorf("list signing keys: %w", err)
+		return nil, fmt.Errorf("list signing keys: %w", unavailable(err))
 	}
 	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (keys.Key, error) { return scanKey(row) })
 	if err != nil {
-		return nil, fmt.Errorf("list signing keys: %w", err)
+		return nil, fmt.Errorf("list signing keys: %w", unavailable(err))
 	}
 	return list, nil
 }

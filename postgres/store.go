@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
 
 	"github.com/claimbridge/claimbridge/keys"
 	"github.com/claimbridge/claimbridge/sts"
@@ -123,13 +126,31 @@ func (s *Store) deleteRow(ctx context.Context, kind, table, column, what, key st
 	return s.write(ctx, kind, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, "delete from "+table+" where "+column+" = $1", key)
 		if err != nil {
-			return fmt.Errorf("delete %s %q: %w", what, key, err)
+			return fmt.Errorf("delete %s %q: %w", what, key, unavailable(err))
 		}
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("%s %q: %w", what, key, sts.ErrNotFound)
 		}
 		return nil
 	})
+}
+
+// unavailable marks err with sts.ErrUnavailable when it says the database
+// cannot be reached or is shutting down, so that the admin API answers 503
+// for an outage and 500 for anything else.
+func unavailable(err error) error {
+	var (
+		connErr *pgconn.ConnectError
+		netErr  net.Error
+		pgErr   *pgconn.PgError
+	)
+	switch {
+	case errors.As(err, &connErr), errors.As(err, &netErr), pgconn.Timeout(err),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, pgx.ErrTxClosed), errors.Is(err, puddle.ErrClosedPool),
+		errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")):
+		return fmt.Errorf("%w: %w", sts.ErrUnavailable, err)
+	}
+	return err
 }
 
 // nonNil returns s, or an empty slice for nil, for text[] not null columns.

@@ -55,4 +55,6 @@ var (
 	// ErrConflict: the write would break a uniqueness rule (two issuers with
 	// one URL, two policies for one audience).
 	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the store cannot be reached; try again later.
+	ErrUnavailable = errors.New("store unavailable")
 )

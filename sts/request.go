@@ -1,6 +1,7 @@
 package sts
 
 import (
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -63,6 +64,12 @@ func (r *Request) Validate() error {
 	for _, t := range append(slices.Clip(r.Audiences), r.Resources...) {
 		if t == "" {
 			return errorf(InvalidTarget, "An 'audience' or 'resource' parameter is empty.", nil)
+		}
+	}
+	for _, res := range r.Resources {
+		// RFC 8707 §2: an absolute URI without a fragment.
+		if u, err := url.Parse(res); err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(res, "#") {
+			return errorf(InvalidTarget, "A 'resource' parameter must be an absolute URI without a fragment.", err)
 		}
 	}
 	return nil

@@ -81,13 +81,31 @@ func TestAdminCRUDAndValidation(t *testing.T) {
 				}
 			})
 		}
-		req, _ := http.NewRequest(http.MethodPut, env.adminURL+"/policies/p", bytes.NewBufferString("{not json"))
-		req.Header.Set("Authorization", "Bearer "+env.adminToken)
-		resp, err := env.http.Do(req)
-		require.NoError(t, err)
-		resp.Body.Close()
-		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
-		require.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
+		raw := []struct {
+			name        string
+			contentType string
+			body        string
+			status      int
+		}{
+			{"not JSON", "application/json", "{not json", http.StatusBadRequest},
+			{"not an object", "application/json", `["a"]`, http.StatusBadRequest},
+			{"two objects", "application/json", `{} {}`, http.StatusBadRequest},
+			{"empty", "application/json; charset=utf-8", ``, http.StatusBadRequest},
+			{"form", "application/x-www-form-urlencoded", `audience=a`, http.StatusUnsupportedMediaType},
+			{"no content type", "", `{}`, http.StatusUnsupportedMediaType},
+		}
+		for _, tc := range raw {
+			req, _ := http.NewRequest(http.MethodPut, env.adminURL+"/policies/p", bytes.NewBufferString(tc.body))
+			req.Header.Set("Authorization", "bearer "+env.adminToken) // the scheme is case-insensitive
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			resp, err := env.http.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, tc.status, resp.StatusCode, tc.name)
+			require.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"), tc.name)
+		}
 	})
 
 	t.Run("client secret shown once, rotated, never listed", func(t *testing.T) {
@@ -105,6 +123,15 @@ func TestAdminCRUDAndValidation(t *testing.T) {
 		require.NotEqual(t, secret, rotated.Secret)
 		require.GreaterOrEqual(t, len(rotated.Secret), 43, "256 bits")
 		env.mustAdmin(http.StatusNotFound, http.MethodPost, "/clients/none/secret", nil, nil)
+	})
+
+	t.Run("a GET body can be PUT back", func(t *testing.T) {
+		var got map[string]any
+		env.mustAdmin(http.StatusCreated, http.MethodPut, "/policies/roundtrip", map[string]any{
+			"audience": "https://roundtrip.internal", "allowed_clients": []string{"c"}, "allowed_issuers": []string{"i"},
+		}, &got)
+		env.mustAdmin(http.StatusOK, http.MethodPut, "/policies/roundtrip", got, &got)
+		require.EqualValues(t, 2, got["version"])
 	})
 
 	t.Run("policy conflict on audience", func(t *testing.T) {

@@ -189,7 +189,7 @@ func (c *Config) Validate() error {
 	within("clock-skew", c.ClockSkew, 0, 5*time.Minute)
 	within("reload-interval", c.ReloadInterval, time.Second, time.Hour)
 	within("shutdown-timeout", c.ShutdownTimeout, 0, 10*time.Minute)
-	within("jwks-max-age", c.JWKSMaxAge, 0, 24*time.Hour)
+	within("jwks-max-age", c.JWKSMaxAge, time.Second, 24*time.Hour)
 	within("idp-jwks-min-refresh", c.IdPJWKSRefresh, time.Second, time.Hour)
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {

@@ -79,6 +79,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		if _, _, _, at := ex.Stats(); at.IsZero() {
 			return errors.New("configuration not loaded yet")
 		}
+		if ring.KeyID() == "" {
+			return errors.New("no active signing key")
+		}
 		return nil
 	}
 	public := api.NewPublic(api.PublicConfig{Issuer: cfg.Issuer, Exchanger: ex, Keys: ring, Ready: ready, Logger: log})

@@ -52,7 +52,9 @@ type specTransport struct {
 }
 
 func newSpecTransport(t *testing.T) http.RoundTripper {
-	if _, err := os.Stat("../../openapi.yaml"); err != nil { return http.DefaultTransport }
+	if _, err := os.Stat("../../openapi.yaml"); err != nil {
+		return http.DefaultTransport
+	}
 	router, err := loadSpec()
 	require.NoError(t, err, "openapi.yaml")
 	return &specTransport{t: t, router: router}
