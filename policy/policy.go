@@ -146,9 +146,9 @@ func (p *Policy) Validate() error {
 			v.Add(field+".from", "%v", err)
 		}
 	}
-	if p.TokenLifetimeSeconds != 0 {
-		d := time.Duration(p.TokenLifetimeSeconds) * time.Second
-		if d < MinTokenLifetime || d > MaxTokenLifetime {
+	if s := p.TokenLifetimeSeconds; s != 0 {
+		// Compared in seconds: a Duration product could wrap around.
+		if s < int64(MinTokenLifetime/time.Second) || s > int64(MaxTokenLifetime/time.Second) {
 			v.Add("token_lifetime_seconds", "must be between %d and %d", int64(MinTokenLifetime/time.Second), int64(MaxTokenLifetime/time.Second))
 		}
 	}

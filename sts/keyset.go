@@ -19,9 +19,17 @@ import (
 // maxJWKSBytes bounds an IdP's JWKS or discovery document.
 const maxJWKSBytes = 1 << 20
 
-// errUnknownKey is returned when no key of the issuer matches a token's kid,
-// even after a refresh.
-var errUnknownKey = errors.New("no key of the issuer matches the token's key ID")
+// Key set errors. go-oidc keeps only their text, so they must stay distinct.
+var (
+	// errUnknownKey: no key of the issuer matches the token's kid, even
+	// after a refresh.
+	errUnknownKey = errors.New("no key of the issuer matches the token's key ID")
+	// errBadSignature: a key with the token's kid exists but the signature
+	// does not verify with it.
+	errBadSignature = errors.New("the signature does not verify with the issuer's key")
+	// errKeysUnavailable: the issuer's keys could not be fetched.
+	errKeysUnavailable = errors.New("the issuer's keys are unavailable")
+)
 
 // keySet is an oidc.KeySet for one trusted issuer. It caches the issuer's
 // JWKS, refetches it when a token names an unknown kid — at most once per
@@ -54,7 +62,7 @@ var _ oidc.KeySet = (*keySet)(nil)
 
 // VerifySignature implements oidc.KeySet.
 func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSigned(raw, k.algs)
+	jws, err := jose.ParseSignedCompact(raw, k.algs)
 	if err != nil {
 		return nil, fmt.Errorf("malformed JWS: %w", err)
 	}
@@ -66,21 +74,28 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 	if cur != nil && k.now().Sub(cur.at) > k.maxAge && k.refreshing.CompareAndSwap(false, true) {
 		go k.refreshInBackground()
 	}
-	if payload, ok := verifyWith(jws, hdr, cur); ok {
+	payload, found := verifyWith(jws, hdr, cur)
+	switch {
+	case payload != nil:
 		return payload, nil
+	case found && hdr.KeyID != "":
+		return nil, errBadSignature // a known key: refetching would not help
 	}
 	if err := k.refresh(ctx, cur); err != nil {
 		return nil, err
 	}
-	if payload, ok := verifyWith(jws, hdr, k.keys.Load()); ok {
+	if payload, found = verifyWith(jws, hdr, k.keys.Load()); payload != nil {
 		return payload, nil
+	}
+	if found {
+		return nil, errBadSignature
 	}
 	return nil, errUnknownKey
 }
 
 // verifyWith tries the keys whose kid (when the token names one) and
-// algorithm match the token's header.
-func verifyWith(jws *jose.JSONWebSignature, hdr jose.Header, fk *fetchedKeys) ([]byte, bool) {
+// algorithm match the token's header; found reports whether there was any.
+func verifyWith(jws *jose.JSONWebSignature, hdr jose.Header, fk *fetchedKeys) (payload []byte, found bool) {
 	if fk == nil {
 		return nil, false
 	}
@@ -89,11 +104,12 @@ func verifyWith(jws *jose.JSONWebSignature, hdr jose.Header, fk *fetchedKeys) ([
 		if (hdr.KeyID != "" && key.KeyID != hdr.KeyID) || (key.Algorithm != "" && key.Algorithm != hdr.Algorithm) {
 			continue
 		}
+		found = true
 		if payload, err := jws.Verify(key); err == nil {
 			return payload, true
 		}
 	}
-	return nil, false
+	return nil, found
 }
 
 // refresh refetches the JWKS unless another caller did since seen was loaded
@@ -106,12 +122,18 @@ func (k *keySet) refresh(ctx context.Context, seen *fetchedKeys) error {
 	}
 	if !k.lastTry.IsZero() && k.now().Sub(k.lastTry) < k.minRefresh {
 		if seen == nil {
-			return errors.New("the issuer's keys could not be fetched recently; retrying later")
+			return fmt.Errorf("%w: the last fetch failed; retrying later", errKeysUnavailable)
 		}
 		return errUnknownKey
 	}
 	k.lastTry = k.now()
-	return k.fetch(ctx)
+	if err := k.fetch(ctx); err != nil {
+		if seen == nil {
+			return fmt.Errorf("%w: %w", errKeysUnavailable, err)
+		}
+		return fmt.Errorf("%w (refreshing the keys also failed: %w)", errUnknownKey, err)
+	}
+	return nil
 }
 
 func (k *keySet) refreshInBackground() {

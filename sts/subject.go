@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -88,8 +89,11 @@ func (v *issuerVerifier) warm() {
 func (v *issuerVerifier) verify(ctx context.Context, raw string) (*Subject, error) {
 	tok, err := v.verifier.Verify(ctx, raw)
 	if err != nil {
-		// go-oidc formats the key set's error with %v, so match its text.
-		if strings.Contains(err.Error(), errUnknownKey.Error()) {
+		// go-oidc formats the key set's errors with %v, so match their text.
+		switch msg := err.Error(); {
+		case strings.Contains(msg, errKeysUnavailable.Error()):
+			return nil, errorf(ServerError, "The keys of the subject token's issuer cannot be fetched right now; try again later.", err)
+		case strings.Contains(msg, errUnknownKey.Error()):
 			return nil, errorf(InvalidRequest, "The subject token is signed with a key the issuer does not publish.", err)
 		}
 		return nil, errorf(InvalidRequest, "The subject token's signature could not be verified.", err)
@@ -122,7 +126,9 @@ func (v *issuerVerifier) checkTimes(claims map[string]any) (time.Time, error) {
 	if !ok {
 		return time.Time{}, errorf(InvalidRequest, "The subject token has no valid 'exp' claim.", nil)
 	}
-	if now.After(exp.Add(v.skew)) {
+	// No skew for exp: a token we minted from an expired subject would be
+	// born expired.
+	if !now.Before(exp) {
 		return time.Time{}, errorf(InvalidRequest, "The subject token has expired.", nil)
 	}
 	if nbf, present := claims["nbf"]; present {
@@ -179,7 +185,7 @@ func decodeClaims(payload []byte) (map[string]any, error) {
 	if claims == nil {
 		return nil, errors.New("claims are null")
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("trailing data after the claims")
 	}
 	return claims, nil
