@@ -2,7 +2,10 @@ package sts
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // benchFixture returns a fixture, a request for a typical subject token
@@ -82,6 +85,44 @@ func BenchmarkMint(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := f.ex.mint(req, pol, testAudience, subj, scope); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBaselineExchange is the yardstick for BenchmarkExchange: the
+// least an exchange can do with go-jose and encoding/json — parse and
+// verify the same RS256 subject token with a known key, decode its claims,
+// copy three of them and sign an ES256 token — with no framework, no
+// policy and no checks. Compare the two as a ratio within one run.
+func BenchmarkBaselineExchange(b *testing.B) {
+	f, req := benchFixture(b)
+	pub := &f.idp.idp.Load().Key().PublicKey
+	ring := newRing(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		jws, err := jose.ParseSignedCompact(req.SubjectToken, []jose.SignatureAlgorithm{jose.RS256})
+		if err != nil {
+			b.Fatal(err)
+		}
+		payload, err := jws.Verify(pub)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var in map[string]any
+		if err := json.Unmarshal(payload, &in); err != nil {
+			b.Fatal(err)
+		}
+		out := map[string]any{
+			"iss": "https://sts.example.test", "sub": in["sub"], "aud": testAudience,
+			"exp": 1, "iat": 1, "permissions": in["permissions"], "roles": in["https://example.com/roles"],
+		}
+		body, err := json.Marshal(out)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ring.Sign("at+jwt", body); err != nil {
 			b.Fatal(err)
 		}
 	}
