@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/claimbridge
 PKGS    := ./...
 
-.PHONY: build run test lint bench fuzz clean
+.PHONY: build run test lint bench bench-load fuzz clean
 
 build: ## build bin/claimbridge
 	$(GO) build -o $(BIN) ./cmd/claimbridge
@@ -21,6 +21,9 @@ lint: ## formatting, vet and the layering rules
 
 bench: ## in-process benchmarks: one exchange, signing
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./sts ./keys
+
+bench-load: ## load test of the token endpoint on loopback (DURATION=10s CONCURRENCY=16)
+	bash scripts/bench-load.sh
 
 FUZZTIME ?= 20s
 fuzz: ## run every fuzz target for FUZZTIME
