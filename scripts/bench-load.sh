@@ -23,7 +23,15 @@ for _ in $(seq 1 100); do
 done
 curl -fsS http://127.0.0.1:18080/readyz >/dev/null || { cat "$dir/serve.log"; exit 1; }
 curl -fsS 'http://127.0.0.1:19090/token?ttl=3600' | sed -E 's/.*"access_token":"([^"]+)".*/\1/' >"$dir/subject"
+"$dir/loadgen" -serve-baseline 127.0.0.1:18090 http://127.0.0.1:19090/jwks.json &
+bpid=$!
+trap 'kill $pid $bpid 2>/dev/null || true; wait $pid $bpid 2>/dev/null || true; rm -rf "$dir"' EXIT
+sleep 0.5
 for c in 1 $CONCURRENCY; do
+  echo "claimbridge:"
   "$dir/loadgen" -url http://127.0.0.1:18080/oauth2/token -secret-file "$dir/state/client-secret" \
+    -subject-file "$dir/subject" -concurrency "$c" -duration "$DURATION"
+  echo "baseline (minimal exchange: no framework, no client auth, no policy):"
+  "$dir/loadgen" -url http://127.0.0.1:18090/token -secret-file "$dir/state/client-secret" \
     -subject-file "$dir/subject" -concurrency "$c" -duration "$DURATION"
 done

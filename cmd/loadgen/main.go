@@ -1,7 +1,8 @@
 // Command loadgen sends token exchange requests to a Claimbridge on this
 // machine and reports throughput and latency. It refuses any target that is
 // not a loopback address and always stops by itself (duration and request
-// limits).
+// limits). `loadgen -serve-baseline ADDR JWKS_URL` serves the minimal
+// exchange to compare against (see serveBaseline).
 package main
 
 import (
@@ -25,7 +26,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	var err error
+	if len(os.Args) == 4 && os.Args[1] == "-serve-baseline" {
+		err = serveBaseline(ctx, os.Args[2], os.Args[3], 5*time.Minute)
+	} else {
+		err = run(ctx, os.Args[1:], os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
