@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,50 +13,77 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/claimbridge/claimbridge/admin"
 	"github.com/claimbridge/claimbridge/policy"
 	"github.com/claimbridge/claimbridge/sts"
 )
 
 // AdminStore is the configuration store behind the admin API. Writes return
-// the stored resource and whether it was created.
+// the stored resource and whether it was created; their ifVersion is a
+// precondition: 0 for none, a version the resource must be at, or
+// admin.IfAbsent / admin.IfExists (sts.ErrPreconditionFailed when it does not
+// hold). Writes record the actor the request context carries (admin.WithActor).
 type AdminStore interface {
 	IssuerStore
 	ClientStore
 	PolicyStore
+	AuditStore
 }
 
 // IssuerStore keeps trusted issuers.
 type IssuerStore interface {
-	PutIssuer(ctx context.Context, iss sts.Issuer) (sts.Issuer, bool, error)
+	PutIssuer(ctx context.Context, iss sts.Issuer, ifVersion int64) (sts.Issuer, bool, error)
 	GetIssuer(ctx context.Context, name string) (sts.Issuer, error)
 	ListIssuers(ctx context.Context) ([]sts.Issuer, error)
-	DeleteIssuer(ctx context.Context, name string) error
+	DeleteIssuer(ctx context.Context, name string, ifVersion int64) error
 }
 
 // ClientStore keeps clients; PutClient keeps an existing client's secret.
 type ClientStore interface {
-	PutClient(ctx context.Context, c sts.Client) (sts.Client, bool, error)
+	PutClient(ctx context.Context, c sts.Client, ifVersion int64) (sts.Client, bool, error)
 	SetClientSecret(ctx context.Context, id string, hash []byte) (sts.Client, error)
 	GetClient(ctx context.Context, id string) (sts.Client, error)
 	ListClients(ctx context.Context) ([]sts.Client, error)
-	DeleteClient(ctx context.Context, id string) error
+	DeleteClient(ctx context.Context, id string, ifVersion int64) error
 }
 
 // PolicyStore keeps policies.
 type PolicyStore interface {
-	PutPolicy(ctx context.Context, p policy.Policy) (policy.Policy, bool, error)
+	PutPolicy(ctx context.Context, p policy.Policy, ifVersion int64) (policy.Policy, bool, error)
 	GetPolicy(ctx context.Context, name string) (policy.Policy, error)
 	ListPolicies(ctx context.Context) ([]policy.Policy, error)
-	DeletePolicy(ctx context.Context, name string) error
+	DeletePolicy(ctx context.Context, name string, ifVersion int64) error
 }
 
-// AdminConfig wires the admin listener.
+// AuditStore reads the record of admin changes, newest first.
+type AuditStore interface {
+	AuditLog(ctx context.Context, q admin.Query) (admin.Page[admin.AuditEntry], error)
+	PolicyRevisions(ctx context.Context, name string, q admin.Query) (admin.Page[admin.Revision], error)
+}
+
+// AdminConfig wires the admin listener. At least one of Tokens, ReadTokens
+// and JWT must be set, or nobody can use it.
 type AdminConfig struct {
 	Store AdminStore
-	// Tokens are the accepted bearer tokens; at least one is required.
+	// Tokens are the bearer tokens of the write role (every request).
 	Tokens []string
+	// ReadTokens are the bearer tokens of the read role (GET only).
+	ReadTokens []string
+	// JWT, when set, also admits bearers of a JWT from one trusted issuer,
+	// with the role its role claim names.
+	JWT    *AdminJWT
 	Ready  func(ctx context.Context) error
 	Logger *slog.Logger
+	// Keys administers the signing keys (/admin/v1/keys); without it those
+	// routes answer 503.
+	Keys KeyAdmin
+
+	// Preview runs POST /admin/v1/policies:preview; without it that route
+	// answers 501.
+	Preview Previewer
+	// Metrics serves /metrics (Prometheus text format, no authentication,
+	// like the health checks); without it /metrics answers 404.
+	Metrics http.Handler
 }
 
 // maxAdminBodyBytes bounds an admin request body.
@@ -74,48 +99,30 @@ func NewAdmin(cfg AdminConfig) *echo.Echo {
 		}
 	}
 	addHealth(e, cfg.Ready)
-	g := e.Group("/admin/v1", bearerAuth(cfg.Tokens))
+	addMetrics(e, cfg.Metrics)
+	g := e.Group("/admin/v1", newAdminAuth(cfg).middleware)
 	s, h := cfg.Store, &adminHandlers{store: cfg.Store}
 	g.GET("/issuers", listAll(s.ListIssuers))
-	g.GET("/issuers/:name", getOne("name", s.GetIssuer))
+	g.GET("/issuers/:name", getOne("name", s.GetIssuer, issuerVersion))
 	g.PUT("/issuers/:name", h.putIssuer)
 	g.DELETE("/issuers/:name", deleteOne("name", s.DeleteIssuer))
 	g.GET("/clients", listAll(s.ListClients))
-	g.GET("/clients/:id", getOne("id", s.GetClient))
+	g.GET("/clients/:id", getOne("id", s.GetClient, clientVersion))
 	g.PUT("/clients/:id", h.putClient)
 	g.DELETE("/clients/:id", deleteOne("id", s.DeleteClient))
 	g.POST("/clients/:id/secret", h.rotateClientSecret)
 	g.GET("/policies", listAll(s.ListPolicies))
-	g.GET("/policies/:name", getOne("name", s.GetPolicy))
+	g.GET("/policies/:name", getOne("name", s.GetPolicy, policyVersion))
 	g.PUT("/policies/:name", h.putPolicy)
 	g.DELETE("/policies/:name", deleteOne("name", s.DeletePolicy))
+	g.GET("/policies/:name/revisions", h.policyRevisions)
+	g.POST(previewPath, previewPolicy(cfg.Preview))
+	g.GET("/audit", h.auditLog)
+	kh := &keyHandlers{keys: cfg.Keys}
+	g.GET("/keys", kh.list)
+	g.POST(`/keys\:rotate`, kh.rotate) // a literal colon (AIP-136 custom method)
+	g.POST(`/keys\:revoke`, kh.revoke)
 	return e
-}
-
-// bearerAuth accepts any of tokens, compared in constant time over their
-// SHA-256 digests so that neither content nor length leaks.
-func bearerAuth(tokens []string) echo.MiddlewareFunc {
-	digests := make([][32]byte, len(tokens))
-	for i, t := range tokens {
-		digests[i] = sha256.Sum256([]byte(t))
-	}
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			scheme, got, ok := strings.Cut(c.Request().Header.Get("Authorization"), " ")
-			if ok && strings.EqualFold(scheme, "Bearer") { // RFC 7235: the scheme is case-insensitive
-				d := sha256.Sum256([]byte(strings.TrimSpace(got)))
-				match := 0
-				for i := range digests {
-					match |= subtle.ConstantTimeCompare(d[:], digests[i][:])
-				}
-				if match == 1 {
-					return next(c)
-				}
-			}
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="claimbridge-admin"`)
-			return newHTTPError(http.StatusUnauthorized, "A valid admin bearer token is required.", nil)
-		}
-	}
 }
 
 // list is the body of every list response.

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -40,11 +41,7 @@ func (h *adminHandlers) putIssuer(c echo.Context) error {
 	if err := iss.Validate(); err != nil {
 		return err
 	}
-	stored, created, err := h.store.PutIssuer(c.Request().Context(), iss)
-	if err != nil {
-		return err
-	}
-	return c.JSON(putStatus(created), stored)
+	return put(c, iss, h.store.PutIssuer, issuerVersion)
 }
 
 // clientBody is the writable part of a client.
@@ -75,12 +72,20 @@ func (h *adminHandlers) putClient(c echo.Context) error {
 	if err := cl.Validate(); err != nil {
 		return err
 	}
-	secret, hash := sts.NewClientSecret()
-	cl.SecretHash = hash
-	stored, created, err := h.store.PutClient(c.Request().Context(), cl)
+	if dry, err := dryRun(c); dry || err != nil {
+		return writeDryRun(c, cl, err)
+	}
+	ifVersion, err := writePrecondition(c)
 	if err != nil {
 		return err
 	}
+	secret, hash := sts.NewClientSecret()
+	cl.SecretHash = hash
+	stored, created, err := h.store.PutClient(c.Request().Context(), cl, ifVersion)
+	if err != nil {
+		return err
+	}
+	setETag(c, stored.Version)
 	if !created {
 		return c.JSON(http.StatusOK, stored)
 	}
@@ -96,53 +101,62 @@ func (h *adminHandlers) rotateClientSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	setETag(c, stored.Version)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, clientWithSecret{Client: stored, Secret: secret})
 }
 
-// policyBody is the writable part of a policy.
-type policyBody struct {
-	readOnly
-	Name                 string                `json:"name"`
-	Audience             string                `json:"audience"`
-	AllowedClients       []string              `json:"allowed_clients"`
-	AllowedIssuers       []string              `json:"allowed_issuers"`
-	Claims               []policy.ClaimMapping `json:"claims"`
-	Scopes               []string              `json:"scopes"`
-	TokenLifetimeSeconds int64                 `json:"token_lifetime_seconds"`
-}
-
+// putPolicy decodes the body into policy.Policy itself, so that a field
+// added there needs no change here. The version and timestamps GET returns
+// may be sent back; they are ignored.
 func (h *adminHandlers) putPolicy(c echo.Context) error {
-	var b policyBody
-	if err := bind(c, &b); err != nil {
+	var p policy.Policy
+	if err := bind(c, &p); err != nil {
 		return err
 	}
 	name := c.Param("name")
-	if err := pathName("name", name, b.Name); err != nil {
+	if err := pathName("name", name, p.Name); err != nil {
 		return err
 	}
-	p := policy.Policy{
-		Name: name, Audience: b.Audience, AllowedClients: b.AllowedClients, AllowedIssuers: b.AllowedIssuers,
-		Claims: b.Claims, Scopes: b.Scopes, TokenLifetimeSeconds: b.TokenLifetimeSeconds,
-	}
+	p.Name, p.Version, p.CreatedAt, p.UpdatedAt = name, 0, time.Time{}, time.Time{}
 	if _, err := policy.Compile(p); err != nil {
 		return err
 	}
-	stored, created, err := h.store.PutPolicy(c.Request().Context(), p)
+	return put(c, p, h.store.PutPolicy, policyVersion)
+}
+
+// put ends a PUT handler once v is valid: a dry run answers v as it would
+// be stored; otherwise write stores it under the request's precondition and
+// the stored resource is the answer, with its ETag.
+func put[T any](c echo.Context, v T, write func(context.Context, T, int64) (T, bool, error), version func(T) int64) error {
+	if dry, err := dryRun(c); dry || err != nil {
+		return writeDryRun(c, v, err)
+	}
+	ifVersion, err := writePrecondition(c)
 	if err != nil {
 		return err
 	}
+	stored, created, err := write(c.Request().Context(), v, ifVersion)
+	if err != nil {
+		return err
+	}
+	setETag(c, version(stored))
 	return c.JSON(putStatus(created), stored)
 }
 
+func issuerVersion(i sts.Issuer) int64    { return i.Version }
+func clientVersion(c sts.Client) int64    { return c.Version }
+func policyVersion(p policy.Policy) int64 { return p.Version }
+
 // getOne, listAll and deleteOne are the read and delete handlers every
 // resource shares.
-func getOne[T any](param string, get func(context.Context, string) (T, error)) echo.HandlerFunc {
+func getOne[T any](param string, get func(context.Context, string) (T, error), version func(T) int64) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		v, err := get(c.Request().Context(), c.Param(param))
 		if err != nil {
 			return err
 		}
+		setETag(c, version(v))
 		return c.JSON(http.StatusOK, v)
 	}
 }
@@ -157,9 +171,13 @@ func listAll[T any](list func(context.Context) ([]T, error)) echo.HandlerFunc {
 	}
 }
 
-func deleteOne(param string, del func(context.Context, string) error) echo.HandlerFunc {
+func deleteOne(param string, del func(context.Context, string, int64) error) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if err := del(c.Request().Context(), c.Param(param)); err != nil {
+		ifVersion, err := writePrecondition(c)
+		if err != nil {
+			return err
+		}
+		if err := del(c.Request().Context(), c.Param(param), ifVersion); err != nil {
 			return err
 		}
 		return c.NoContent(http.StatusNoContent)

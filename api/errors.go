@@ -95,6 +95,8 @@ func writeProblem(c echo.Context, err error) {
 		p.Status, p.Detail = http.StatusNotFound, err.Error()
 	case errors.Is(err, sts.ErrConflict):
 		p.Status, p.Detail = http.StatusConflict, err.Error()
+	case errors.Is(err, sts.ErrPreconditionFailed):
+		p.Status, p.Detail = http.StatusPreconditionFailed, err.Error()
 	case errors.As(err, &ee):
 		p.Status = ee.Code
 		if m, ok := ee.Message.(string); ok {

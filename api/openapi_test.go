@@ -5,12 +5,14 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
+	"github.com/claimbridge/claimbridge/admin"
 	"github.com/claimbridge/claimbridge/api"
 	"github.com/claimbridge/claimbridge/policy"
 	"github.com/claimbridge/claimbridge/sts"
@@ -73,7 +75,8 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 				if r.Method == echo.RouteNotFound { // the group's catch-all for its middleware
 					continue
 				}
-				served = append(served, r.Method+" "+echoParam.ReplaceAllString(r.Path, "{$1}"))
+				path := strings.ReplaceAll(echoParam.ReplaceAllString(r.Path, "$1{$2}"), `\:`, ":")
+				served = append(served, r.Method+" "+path)
 			}
 			described := describedRoutes(t, doc, name)
 			slices.Sort(served)
@@ -92,8 +95,9 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	}
 }
 
-// echoParam matches a path parameter in echo's syntax.
-var echoParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
+// echoParam matches a path parameter in echo's syntax; `\:` is a literal
+// colon.
+var echoParam = regexp.MustCompile(`(^|[^\\]):([A-Za-z0-9_]+)`)
 
 // describedRoutes lists "METHOD /path" for every operation whose servers
 // (the operation's, else the path's, else the document's) include the
@@ -142,15 +146,15 @@ func (fakeKeys) MaxAge() time.Duration { return time.Minute }
 
 type fakeStore struct{}
 
-func (fakeStore) PutIssuer(_ context.Context, i sts.Issuer) (sts.Issuer, bool, error) {
+func (fakeStore) PutIssuer(_ context.Context, i sts.Issuer, _ int64) (sts.Issuer, bool, error) {
 	return i, true, nil
 }
 func (fakeStore) GetIssuer(context.Context, string) (sts.Issuer, error) {
 	return sts.Issuer{}, sts.ErrNotFound
 }
 func (fakeStore) ListIssuers(context.Context) ([]sts.Issuer, error) { return nil, nil }
-func (fakeStore) DeleteIssuer(context.Context, string) error        { return sts.ErrNotFound }
-func (fakeStore) PutClient(_ context.Context, c sts.Client) (sts.Client, bool, error) {
+func (fakeStore) DeleteIssuer(context.Context, string, int64) error { return sts.ErrNotFound }
+func (fakeStore) PutClient(_ context.Context, c sts.Client, _ int64) (sts.Client, bool, error) {
 	return c, true, nil
 }
 func (fakeStore) SetClientSecret(context.Context, string, []byte) (sts.Client, error) {
@@ -160,12 +164,18 @@ func (fakeStore) GetClient(context.Context, string) (sts.Client, error) {
 	return sts.Client{}, sts.ErrNotFound
 }
 func (fakeStore) ListClients(context.Context) ([]sts.Client, error) { return nil, nil }
-func (fakeStore) DeleteClient(context.Context, string) error        { return sts.ErrNotFound }
-func (fakeStore) PutPolicy(_ context.Context, p policy.Policy) (policy.Policy, bool, error) {
+func (fakeStore) DeleteClient(context.Context, string, int64) error { return sts.ErrNotFound }
+func (fakeStore) PutPolicy(_ context.Context, p policy.Policy, _ int64) (policy.Policy, bool, error) {
 	return p, true, nil
 }
 func (fakeStore) GetPolicy(context.Context, string) (policy.Policy, error) {
 	return policy.Policy{}, sts.ErrNotFound
 }
 func (fakeStore) ListPolicies(context.Context) ([]policy.Policy, error) { return nil, nil }
-func (fakeStore) DeletePolicy(context.Context, string) error            { return sts.ErrNotFound }
+func (fakeStore) DeletePolicy(context.Context, string, int64) error     { return sts.ErrNotFound }
+func (fakeStore) AuditLog(context.Context, admin.Query) (admin.Page[admin.AuditEntry], error) {
+	return admin.Page[admin.AuditEntry]{}, nil
+}
+func (fakeStore) PolicyRevisions(context.Context, string, admin.Query) (admin.Page[admin.Revision], error) {
+	return admin.Page[admin.Revision]{}, sts.ErrNotFound
+}

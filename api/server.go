@@ -25,6 +25,9 @@ type PublicConfig struct {
 	Issuer    string
 	Exchanger Exchanger
 	Keys      KeySet
+	// SigningAlgorithms are the algorithms minted tokens may be signed
+	// with, for the metadata; ["ES256"] when empty.
+	SigningAlgorithms []string
 	// Ready reports whether the server can serve exchanges: a snapshot is
 	// loaded and a signing key is active.
 	Ready  func(ctx context.Context) error
@@ -37,7 +40,7 @@ func NewPublic(cfg PublicConfig) *echo.Echo {
 	e := newEcho(cfg.Logger)
 	// An issuer with a path (https://host/sts) serves its endpoints under
 	// that path, where its metadata says they are.
-	wk := newWellKnown(cfg.Issuer, cfg.Keys)
+	wk := newWellKnown(cfg.Issuer, cfg.Keys, cfg.SigningAlgorithms)
 	tok := newTokenEndpoint(cfg.Exchanger, cfg.Issuer+"/oauth2/token")
 	e.POST(wk.path+"/oauth2/token", func(c echo.Context) error {
 		if err := tok.handle(c); err != nil {

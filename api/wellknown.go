@@ -20,8 +20,11 @@ type wellKnown struct {
 	metadata func(echo.Context) error
 }
 
-func newWellKnown(issuer string, keys KeySet) *wellKnown {
+func newWellKnown(issuer string, keys KeySet, algs []string) *wellKnown {
 	w := &wellKnown{issuer: issuer, keys: keys}
+	if len(algs) == 0 {
+		algs = []string{"ES256"}
+	}
 	if u, err := url.Parse(issuer); err == nil {
 		w.path = strings.TrimSuffix(u.Path, "/")
 	}
@@ -35,7 +38,7 @@ func newWellKnown(issuer string, keys KeySet) *wellKnown {
 		"response_types_supported":                       []string{},
 		"scopes_supported":                               []string{},
 		"subject_types_supported":                        []string{"public"},
-		"id_token_signing_alg_values_supported":          []string{"ES256"},
+		"id_token_signing_alg_values_supported":          algs,
 		"token_exchange_subject_token_types_supported":   sts.SubjectTokenTypes,
 		"token_exchange_requested_token_types_supported": []string{sts.TokenTypeAccessToken, sts.TokenTypeJWT},
 	})

@@ -2,20 +2,18 @@ package keys
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 )
 
-// ErrWrongKEK reports a sealed private key that the configured KEK cannot
+// ErrWrongKEK reports a sealed private key that no configured KEK can
 // open: it was sealed under another KEK, or the stored row is corrupted.
 var ErrWrongKEK = errors.New("keys: wrong key-encryption key")
 
@@ -26,37 +24,20 @@ var ErrUnsupportedAlgorithm = errors.New("keys: unsupported signing algorithm")
 // useSig is the JWK "use" of every key: signatures.
 const useSig = "sig"
 
-// algorithm describes how to generate and check keys for one JWS algorithm.
-// Adding RS256, PS256 or EdDSA means adding a case to lookupAlgorithm.
-type algorithm struct {
-	jose     jose.SignatureAlgorithm
-	generate func() (crypto.Signer, error)
-	// fits reports whether a public key is of the type and size alg needs.
-	fits func(pub crypto.PublicKey) bool
-}
-
-// lookupAlgorithm returns the description of a JWS algorithm name.
-func lookupAlgorithm(name string) (algorithm, error) {
-	switch name {
-	case string(jose.ES256):
-		return algorithm{
-			jose: jose.ES256,
-			generate: func() (crypto.Signer, error) {
-				return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			},
-			fits: func(pub crypto.PublicKey) bool {
-				ec, ok := pub.(*ecdsa.PublicKey)
-				return ok && ec.Curve == elliptic.P256()
-			},
-		}, nil
-	default:
-		return algorithm{}, fmt.Errorf("%w %q (supported: ES256)", ErrUnsupportedAlgorithm, name)
-	}
-}
-
-// Generate creates a new signing key for alg (only "ES256" for now), with
-// its private part sealed under kek. The key is active from now.
+// Generate creates a new signing key for alg (RSA keys have 2048 bits),
+// with its private part sealed under kek. The key is active from now.
 func Generate(alg string, kek *KEK, now time.Time) (Key, error) {
+	k, err := generate(alg, RSABits2048, kek, now)
+	if err != nil {
+		return Key{}, err
+	}
+	k.State, k.ActivatedAt = StateActive, now
+	return k, nil
+}
+
+// generate creates a key for alg, sealed under kek and created at now, in
+// no state yet. bits is the RSA modulus size.
+func generate(alg string, bits int, kek *KEK, now time.Time) (Key, error) {
 	if kek == nil {
 		return Key{}, errors.New("keys: generate: no KEK")
 	}
@@ -64,7 +45,7 @@ func Generate(alg string, kek *KEK, now time.Time) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
-	priv, err := a.generate()
+	priv, err := a.generate(bits)
 	if err != nil {
 		return Key{}, fmt.Errorf("keys: generate %s key: %w", alg, err)
 	}
@@ -84,36 +65,27 @@ func Generate(alg string, kek *KEK, now time.Time) (Key, error) {
 	}
 	defer clear(der)
 	return Key{
-		ID:          jwk.KeyID,
-		Algorithm:   alg,
-		State:       StateActive,
-		PublicJWK:   pubJSON,
-		Sealed:      kek.seal(der, []byte(jwk.KeyID)),
-		KEKID:       kek.ID(),
-		CreatedAt:   now,
-		ActivatedAt: now,
+		ID:        jwk.KeyID,
+		Algorithm: alg,
+		PublicJWK: pubJSON,
+		Sealed:    kek.seal(der, []byte(jwk.KeyID)),
+		KEKID:     kek.ID(),
+		CreatedAt: now,
 	}, nil
 }
 
-// Open decrypts k's private part with kek and checks it against k's public
-// JWK. It fails with an error wrapping ErrWrongKEK when k was sealed under
-// another KEK or does not decrypt.
-func Open(k Key, kek *KEK) (crypto.Signer, error) {
-	if kek == nil {
-		return nil, errors.New("keys: open: no KEK")
-	}
-	if k.KEKID != kek.ID() {
-		return nil, fmt.Errorf("%w: signing key %q is sealed under KEK %s but the configured KEK is %s: configure the KEK it was sealed with",
-			ErrWrongKEK, k.ID, k.KEKID, kek.ID())
-	}
+// Open decrypts k's private part with whichever of keks sealed it (the one
+// whose ID k names) and checks it against k's public JWK. It fails with an
+// error wrapping ErrWrongKEK when none of keks sealed k or k does not
+// decrypt.
+func Open(k Key, keks ...*KEK) (crypto.Signer, error) {
 	pub, err := publicJWK(k)
 	if err != nil {
 		return nil, err
 	}
-	der, err := kek.open(k.Sealed, []byte(k.ID))
+	der, err := unseal(k, keks)
 	if err != nil {
-		return nil, fmt.Errorf("%w: signing key %q does not decrypt under KEK %s: the stored key is corrupted or was sealed under another KEK",
-			ErrWrongKEK, k.ID, kek.ID())
+		return nil, err
 	}
 	defer clear(der)
 	parsed, err := x509.ParsePKCS8PrivateKey(der)
@@ -129,6 +101,44 @@ func Open(k Key, kek *KEK) (crypto.Signer, error) {
 		return nil, fmt.Errorf("keys: signing key %q: private key does not match its public JWK", k.ID)
 	}
 	return signer, nil
+}
+
+// unseal returns k's private key as PKCS#8 DER, decrypted with the KEK of
+// keks that sealed it. The caller clears the result.
+func unseal(k Key, keks []*KEK) ([]byte, error) {
+	var ids []string
+	var kek *KEK
+	for _, c := range keks {
+		if c == nil {
+			continue
+		}
+		ids = append(ids, c.ID())
+		if c.ID() == k.KEKID {
+			kek = c
+		}
+	}
+	switch {
+	case len(ids) == 0:
+		return nil, errors.New("keys: open: no KEK")
+	case len(k.Sealed) == 0:
+		return nil, fmt.Errorf("keys: signing key %q (%s) holds no private key", k.ID, k.State)
+	case kek == nil:
+		return nil, fmt.Errorf("%w: signing key %q is sealed under KEK %s but the configured %s %s: configure the KEK it was sealed with",
+			ErrWrongKEK, k.ID, k.KEKID, plural(len(ids), "KEK is", "KEKs are"), strings.Join(ids, ", "))
+	}
+	der, err := kek.open(k.Sealed, []byte(k.ID))
+	if err != nil {
+		return nil, fmt.Errorf("%w: signing key %q does not decrypt under KEK %s: the stored key is corrupted or was sealed under another KEK",
+			ErrWrongKEK, k.ID, kek.ID())
+	}
+	return der, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // publicJWK parses and checks k's public JWK: a public key of k's algorithm

@@ -15,60 +15,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fakeStore is a Store made of function fields.
-type fakeStore struct {
-	keys   func(ctx context.Context) ([]Key, error)
-	ensure func(ctx context.Context, generate func() (Key, error)) error
-}
-
-var _ Store = fakeStore{}
-
-func (s fakeStore) Keys(ctx context.Context) ([]Key, error) { return s.keys(ctx) }
-
-func (s fakeStore) EnsureActiveKey(ctx context.Context, generate func() (Key, error)) error {
-	return s.ensure(ctx, generate)
-}
-
-// memStore is a fakeStore over a slice, honouring EnsureActiveKey's contract.
-func memStore(keys *[]Key) fakeStore {
-	var mu sync.Mutex
-	return fakeStore{
-		keys: func(context.Context) ([]Key, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return append([]Key(nil), *keys...), nil
-		},
-		ensure: func(_ context.Context, generate func() (Key, error)) error {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, k := range *keys {
-				if k.State == StateActive {
-					return nil
-				}
-			}
-			k, err := generate()
-			if err != nil {
-				return err
-			}
-			*keys = append(*keys, k)
-			return nil
-		},
-	}
-}
-
 // keyWith generates a key and sets its state and activation time.
 func keyWith(t testing.TB, kek *KEK, state string, activated time.Time) Key {
 	t.Helper()
-	k := generate(t, kek)
+	k := genKey(t, kek)
 	k.State, k.ActivatedAt = state, activated
 	return k
 }
 
+var allAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.PS256, jose.EdDSA}
+
 // verify checks token against the JWKS document and returns its payload
 // and protected header members.
-func verify(t *testing.T, jwks []byte, token string) ([]byte, map[string]any) {
+func verify(t testing.TB, jwks []byte, token string) ([]byte, map[string]any) {
 	t.Helper()
-	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(token, allAlgorithms)
 	require.NoError(t, err)
 	require.Len(t, jws.Signatures, 1)
 	var set jose.JSONWebKeySet
@@ -85,19 +46,37 @@ func verify(t *testing.T, jwks []byte, token string) ([]byte, map[string]any) {
 	return payload, header
 }
 
-func newTestRing(t testing.TB, keys *[]Key) *Ring {
+// kidsOf lists the kids of a JWKS document, in order.
+func kidsOf(t testing.TB, jwks []byte) []string {
 	t.Helper()
-	r := NewRing(memStore(keys), testKEK(t), RingOptions{Now: func() time.Time { return testNow }})
+	var doc struct {
+		Keys []struct {
+			KID string `json:"kid"`
+		} `json:"keys"`
+	}
+	require.NoError(t, json.Unmarshal(jwks, &doc))
+	var kids []string
+	for _, k := range doc.Keys {
+		kids = append(kids, k.KID)
+	}
+	return kids
+}
+
+func newTestRing(t testing.TB, s *memStore) *Ring {
+	t.Helper()
+	r := NewRing(s, testKEK(t), RingOptions{Now: func() time.Time { return testNow }})
 	require.NoError(t, r.Init(context.Background()))
 	return r
 }
 
 func TestRingInitGeneratesAndSigns(t *testing.T) {
-	var stored []Key
-	r := newTestRing(t, &stored)
+	s := &memStore{}
+	r := newTestRing(t, s)
+	stored := s.stored()
 	require.Len(t, stored, 1, "Init generates a key into an empty store")
 	require.Equal(t, StateActive, stored[0].State)
 	require.Equal(t, testNow, stored[0].CreatedAt, "the injected clock dates the key")
+	require.Equal(t, testNow, stored[0].ActivatedAt, "the first key of a store signs at once")
 	require.Equal(t, stored[0].ID, r.KeyID())
 	require.Equal(t, 5*time.Minute, r.MaxAge())
 
@@ -113,34 +92,44 @@ func TestRingInitGeneratesAndSigns(t *testing.T) {
 	}
 }
 
+func TestRingInitSignOnlyStore(t *testing.T) {
+	s := &memStore{}
+	r := NewRing(signOnly{s}, testKEK(t), RingOptions{Now: func() time.Time { return testNow }})
+	require.NoError(t, r.Init(context.Background()), "a plain Store is enough to sign")
+	require.Len(t, s.stored(), 1)
+	require.Equal(t, StateActive, s.stored()[0].State)
+	_, err := r.Sign(TypeJWT, []byte("{}"))
+	require.NoError(t, err)
+	require.ErrorIs(t, r.Check(context.Background()), errNoLifecycle)
+	_, err = r.Rotate(context.Background(), "")
+	require.ErrorIs(t, err, errNoLifecycle)
+}
+
 func TestRingInitKeepsExistingActiveKey(t *testing.T) {
 	kek := testKEK(t)
-	existing := generate(t, kek)
-	stored := []Key{existing}
-	generated := false
-	store := memStore(&stored)
-	ensure := store.ensure
-	store.ensure = func(ctx context.Context, gen func() (Key, error)) error {
-		return ensure(ctx, func() (Key, error) { generated = true; return gen() })
-	}
-	r := NewRing(store, kek, RingOptions{JWKSMaxAge: time.Hour})
+	existing := genKey(t, kek)
+	s := &memStore{keys: []Key{existing}}
+	r := NewRing(s, kek, RingOptions{Now: func() time.Time { return testNow }})
 	require.NoError(t, r.Init(context.Background()))
-	require.False(t, generated)
+	require.Len(t, s.stored(), 1, "no key generated")
+	require.Empty(t, s.commits)
 	require.Equal(t, existing.ID, r.KeyID())
-	require.Equal(t, time.Hour, r.MaxAge())
 }
 
 func TestRingInitErrors(t *testing.T) {
 	boom := errors.New("boom")
+	failing := fakeStore{ensure: func(context.Context, func() (Key, error)) error { return boom }}
 	tests := []struct {
 		name    string
 		ring    *Ring
 		wantIs  error
 		wantMsg string
 	}{
-		{"ensure fails", NewRing(fakeStore{ensure: func(context.Context, func() (Key, error)) error { return boom }}, testKEK(t), RingOptions{}), boom, "ensure an active signing key"},
-		{"unsupported algorithm", NewRing(memStore(new([]Key)), testKEK(t), RingOptions{Algorithm: "HS256"}), ErrUnsupportedAlgorithm, "HS256"},
-		{"no KEK", NewRing(memStore(new([]Key)), nil, RingOptions{}), nil, "needs a store and a KEK"},
+		{"ensure fails", NewRing(failing, testKEK(t), RingOptions{}), boom, "ensure an active signing key"},
+		{"unsupported algorithm", NewRing(&memStore{}, testKEK(t), RingOptions{Algorithm: "HS256"}), ErrUnsupportedAlgorithm, "HS256"},
+		{"unsupported extra algorithm", NewRing(&memStore{}, testKEK(t), RingOptions{Algorithms: []string{"ES512"}}), ErrUnsupportedAlgorithm, "ES512"},
+		{"RSA size", NewRing(&memStore{}, testKEK(t), RingOptions{RSABits: 1024}), nil, "2048 or 3072"},
+		{"no KEK", NewRing(&memStore{}, nil, RingOptions{}), nil, "needs a store and a KEK"},
 		{"no store", NewRing(nil, testKEK(t), RingOptions{}), nil, "needs a store and a KEK"},
 	}
 	for _, tt := range tests {
@@ -152,19 +141,26 @@ func TestRingInitErrors(t *testing.T) {
 			}
 			require.Empty(t, tt.ring.KeyID())
 			require.Nil(t, tt.ring.JWKS())
+			require.Nil(t, tt.ring.Status())
 		})
 	}
 }
 
 func TestRingSignErrors(t *testing.T) {
-	r := NewRing(memStore(new([]Key)), testKEK(t), RingOptions{})
+	r := NewRing(&memStore{}, testKEK(t), RingOptions{})
 	_, err := r.Sign(TypeJWT, []byte("{}"))
 	require.ErrorIs(t, err, errNotLoaded, "signing before Init")
+	_, err = r.SignWith("ES256", TypeJWT, []byte("{}"))
+	require.ErrorIs(t, err, errNotLoaded, "signing before Init")
 
-	r = newTestRing(t, new([]Key))
+	r = newTestRing(t, &memStore{})
 	for _, typ := range []string{"", "jwt", "at+JWT", "application/at+jwt", "JOSE"} {
 		_, err := r.Sign(typ, []byte("{}"))
 		require.ErrorContains(t, err, "unsupported typ", typ)
+	}
+	for _, alg := range []string{"RS256", "", "none", "es256"} {
+		_, err := r.SignWith(alg, TypeJWT, []byte("{}"))
+		require.ErrorIs(t, err, ErrNoActiveKey, alg)
 	}
 }
 
@@ -173,24 +169,24 @@ func TestRingJWKS(t *testing.T) {
 	next := keyWith(t, kek, StateNext, time.Time{})
 	active := keyWith(t, kek, StateActive, testNow)
 	retired := keyWith(t, kek, StateRetired, testNow.Add(-time.Hour))
-	unknown := keyWith(t, kek, "removed", testNow)
-	stored := []Key{retired, unknown, next, active, active}
-	r := newTestRing(t, &stored)
+	removed := keyWith(t, kek, StateRemoved, testNow)
+	revoked := keyWith(t, kek, StateRevoked, testNow)
+	unknown := keyWith(t, kek, "lost", testNow)
+	r := newTestRing(t, &memStore{keys: []Key{retired, removed, unknown, next, revoked, active, active}})
 
 	var doc struct {
 		Keys []map[string]any `json:"keys"`
 	}
 	require.NoError(t, json.Unmarshal(r.JWKS(), &doc))
-	var kids []string
 	for _, k := range doc.Keys {
-		kids = append(kids, k["kid"].(string))
 		require.Equal(t, "ES256", k["alg"])
 		require.Equal(t, "sig", k["use"])
 		for member := range k {
 			require.Contains(t, []string{"kty", "crv", "x", "y", "kid", "alg", "use"}, member, "only public members")
 		}
 	}
-	require.Equal(t, []string{active.ID, retired.ID, next.ID}, kids, "active first, each key once, no unknown state")
+	require.Equal(t, []string{active.ID, retired.ID, next.ID}, kidsOf(t, r.JWKS()),
+		"active first, each key once, never removed, revoked or unknown states")
 	require.NotContains(t, string(r.JWKS()), `"d"`)
 }
 
@@ -213,7 +209,7 @@ func TestRingSignsWithLatestActive(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newTestRing(t, &tt.keys)
+			r := newTestRing(t, &memStore{keys: tt.keys})
 			require.Equal(t, tt.want, r.KeyID())
 			token, err := r.Sign(TypeJWT, []byte("{}"))
 			require.NoError(t, err)
@@ -225,14 +221,14 @@ func TestRingSignsWithLatestActive(t *testing.T) {
 
 func TestRingReloadRotates(t *testing.T) {
 	kek := testKEK(t)
-	var stored []Key
-	r := newTestRing(t, &stored)
+	s := &memStore{}
+	r := newTestRing(t, s)
 	oldToken, err := r.Sign(TypeAccessToken, []byte(`{"n":1}`))
 	require.NoError(t, err)
 	oldKID := r.KeyID()
 
-	stored[0].State, stored[0].RetiredAt = StateRetired, testNow
-	stored = append(stored, keyWith(t, kek, StateActive, testNow))
+	s.keys[0].State, s.keys[0].RetiredAt = StateRetired, testNow
+	s.keys = append(s.keys, keyWith(t, kek, StateActive, testNow))
 	require.NoError(t, r.Reload(context.Background()))
 	require.NotEqual(t, oldKID, r.KeyID())
 
@@ -260,13 +256,13 @@ func TestRingReloadFailureKeepsGeneration(t *testing.T) {
 	}{
 		{"store fails", nil, boom, boom, "load signing keys"},
 		{"no active key", []Key{keyWith(t, kek, StateRetired, testNow)}, nil, nil, "no active signing key"},
-		{"active key under another KEK", []Key{generate(t, otherKEK)}, nil, ErrWrongKEK, otherKEK.ID()},
-		{"corrupt published key", []Key{generate(t, kek), corrupt}, nil, nil, corrupt.ID},
+		{"active key under another KEK", []Key{genKey(t, otherKEK)}, nil, ErrWrongKEK, otherKEK.ID()},
+		{"next key under another KEK", []Key{genKey(t, kek), keyWith(t, otherKEK, StateNext, time.Time{})}, nil, ErrWrongKEK, otherKEK.ID()},
+		{"corrupt published key", []Key{genKey(t, kek), corrupt}, nil, nil, corrupt.ID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stored []Key
-			r := newTestRing(t, &stored)
+			r := newTestRing(t, &memStore{})
 			kid, jwks := r.KeyID(), r.JWKS()
 			r.store = fakeStore{keys: func(context.Context) ([]Key, error) { return tt.keys, tt.err }}
 
@@ -286,9 +282,9 @@ func TestRingReloadFailureKeepsGeneration(t *testing.T) {
 
 func TestRingConcurrentSignAndReload(t *testing.T) {
 	kek := testKEK(t)
-	var stored []Key
-	r := newTestRing(t, &stored)
-	stored = append(stored, keyWith(t, kek, StateNext, time.Time{}))
+	s := &memStore{}
+	r := newTestRing(t, s)
+	s.keys = append(s.keys, keyWith(t, kek, StateNext, time.Time{}))
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
@@ -307,17 +303,45 @@ func TestRingConcurrentSignAndReload(t *testing.T) {
 	wg.Wait()
 }
 
+// benchPayload is a realistic access token payload.
+var benchPayload = []byte(`{"iss":"https://sts.example.com","sub":"system:serviceaccount:payments:api",` +
+	`"aud":["https://orders.example.com","https://billing.example.com"],"client_id":"payments-api",` +
+	`"scope":"orders:read orders:write billing:read","act":{"sub":"spiffe://example.com/ns/ci/sa/deployer",` +
+	`"iss":"https://token.actions.githubusercontent.com"},"may_act":{"sub":"ops"},` +
+	`"iat":1748779200,"nbf":1748779200,"exp":1748782800,"jti":"5f0c3a4e-9b1d-4c1e-8a61-2f6d2b8c9e70"}`)
+
+// BenchmarkSign measures the signing cost of one access token per
+// algorithm (and RSA size), through Ring.SignWith as the exchange does.
+func BenchmarkSign(b *testing.B) {
+	for _, bc := range []struct {
+		name, alg string
+		bits      int
+	}{
+		{"ES256", "ES256", 0}, {"EdDSA", "EdDSA", 0},
+		{"RS256-2048", "RS256", RSABits2048}, {"RS256-3072", "RS256", RSABits3072},
+		{"PS256-2048", "PS256", RSABits2048}, {"PS256-3072", "PS256", RSABits3072},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := NewRing(&memStore{}, testKEK(b), RingOptions{Algorithm: bc.alg, RSABits: bc.bits, Now: func() time.Time { return testNow }})
+			require.NoError(b, r.Init(context.Background()))
+			b.ReportAllocs()
+			b.SetBytes(int64(len(benchPayload)))
+			for b.Loop() {
+				if _, err := r.SignWith(bc.alg, TypeAccessToken, benchPayload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSignES256 is the default Sign path the exchange takes.
 func BenchmarkSignES256(b *testing.B) {
-	r := newTestRing(b, new([]Key))
-	payload := []byte(`{"iss":"https://sts.example.com","sub":"system:serviceaccount:payments:api",` +
-		`"aud":["https://orders.example.com","https://billing.example.com"],"client_id":"payments-api",` +
-		`"scope":"orders:read orders:write billing:read","act":{"sub":"spiffe://example.com/ns/ci/sa/deployer",` +
-		`"iss":"https://token.actions.githubusercontent.com"},"may_act":{"sub":"ops"},` +
-		`"iat":1748779200,"nbf":1748779200,"exp":1748782800,"jti":"5f0c3a4e-9b1d-4c1e-8a61-2f6d2b8c9e70"}`)
+	r := newTestRing(b, &memStore{})
 	b.ReportAllocs()
-	b.SetBytes(int64(len(payload)))
+	b.SetBytes(int64(len(benchPayload)))
 	for b.Loop() {
-		if _, err := r.Sign(TypeAccessToken, payload); err != nil {
+		if _, err := r.Sign(TypeAccessToken, benchPayload); err != nil {
 			b.Fatal(err)
 		}
 	}

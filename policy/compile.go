@@ -1,34 +1,113 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
+
+	"cel.dev/cel-go/cel"
 )
 
-// Compiled is a validated policy prepared for the exchange hot path. It is
+// Compiled is a validated policy prepared for the exchange hot path: its
+// sources parsed and its CEL expressions compiled into programs. It is
 // immutable and safe for concurrent use.
 type Compiled struct {
-	Policy   Policy
-	mappings []compiledMapping
-	lifetime time.Duration
+	Policy     Policy
+	conditions []compiledCondition
+	mappings   []compiledMapping
+	lifetime   time.Duration
 }
+
+type compiledCondition struct {
+	field string // "conditions[i]"
+	expr  string
+	prg   cel.Program
+}
+
+type mappingKind uint8
+
+const (
+	copyMapping mappingKind = iota
+	exprMapping
+	staticMapping
+)
 
 type compiledMapping struct {
-	claim string
-	path  []string
+	field     string // "claims[i]"
+	claim     string
+	kind      mappingKind
+	path      []string            // copyMapping
+	sources   map[string][]string // copyMapping: by issuer name
+	prg       cel.Program         // exprMapping
+	value     json.RawMessage     // staticMapping, compacted
+	required  bool
+	dropEmpty bool
 }
 
-// Compile validates p and prepares it for evaluation.
+// Compile validates p, compiles its CEL expressions and prepares it for
+// evaluation. Every problem is reported at once, in a *ValidationError
+// whose CEL problems carry their position in the expression.
 func Compile(p Policy) (*Compiled, error) {
-	if err := p.Validate(); err != nil {
+	var v ValidationError
+	validateFields(&p, &v)
+	c := &Compiled{Policy: p, lifetime: time.Duration(p.TokenLifetimeSeconds) * time.Second}
+	if len(p.Conditions) > MaxConditions {
+		v.Add("conditions", "at most %d conditions", MaxConditions)
+	}
+	for i, src := range p.Conditions {
+		field := fmt.Sprintf("conditions[%d]", i)
+		if src == "" || len(src) > MaxExpressionLength {
+			v.Add(field, "must be a CEL expression of 1 to %d characters", MaxExpressionLength)
+			continue
+		}
+		c.conditions = append(c.conditions, compiledCondition{field: field, expr: src, prg: compileExpr(&v, field, src, conditionExpr)})
+	}
+	if len(p.Claims) > MaxClaims {
+		v.Add("claims", "at most %d mappings", MaxClaims)
+	}
+	seen := make(map[string]bool, len(p.Claims))
+	for i, m := range p.Claims {
+		validateMapping(&p, i, m, seen, &v)
+		c.mappings = append(c.mappings, compileMapping(&p, i, m, &v))
+	}
+	validateTail(&p, &v)
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	c := &Compiled{Policy: p, lifetime: time.Duration(p.TokenLifetimeSeconds) * time.Second}
-	for _, m := range p.Claims {
-		path, _ := parseSource(m.source()) // checked by Validate
-		c.mappings = append(c.mappings, compiledMapping{claim: m.Claim, path: path})
-	}
 	return c, nil
+}
+
+// compileMapping prepares a mapping that validateMapping has checked; what
+// it cannot prepare is recorded on v.
+func compileMapping(p *Policy, i int, m ClaimMapping, v *ValidationError) compiledMapping {
+	cm := compiledMapping{field: fmt.Sprintf("claims[%d]", i), claim: m.Claim, required: m.Required,
+		dropEmpty: m.Empty == EmptyDrop || m.Empty == "" && p.EmptyClaims == EmptyDrop}
+	switch {
+	case m.Expression != "":
+		cm.kind = exprMapping
+		if len(m.Expression) <= MaxExpressionLength {
+			cm.prg = compileExpr(v, fmt.Sprintf("claims[%d].expression", i), m.Expression, claimExpr)
+		}
+	case len(m.Value) > 0:
+		cm.kind = staticMapping
+		var b bytes.Buffer
+		if json.Compact(&b, m.Value) == nil {
+			cm.value = b.Bytes()
+		}
+	default:
+		cm.path, _ = parseSource(m.source()) // checked by validateMapping
+		for iss, src := range m.Sources {
+			if path, err := parseSource(src); err == nil {
+				if cm.sources == nil {
+					cm.sources = make(map[string][]string, len(m.Sources))
+				}
+				cm.sources[iss] = path
+			}
+		}
+	}
+	return cm
 }
 
 // AllowsClient reports whether the client may ask for this audience.
@@ -41,6 +120,11 @@ func (c *Compiled) AllowsIssuer(issuerName string) bool {
 	return slices.Contains(c.Policy.AllowedIssuers, issuerName)
 }
 
+// Serves reports whether target is one of the policy's targets.
+func (c *Compiled) Serves(target string) bool {
+	return target == c.Policy.Audience || slices.Contains(c.Policy.Audiences, target)
+}
+
 // Lifetime is the policy's token lifetime, or def when the policy sets none.
 func (c *Compiled) Lifetime(def time.Duration) time.Duration {
 	if c.lifetime > 0 {
@@ -49,47 +133,32 @@ func (c *Compiled) Lifetime(def time.Duration) time.Duration {
 	return def
 }
 
-// GrantScopes returns the requested scopes the policy allows, in request
-// order. Nothing requested grants nothing.
-func (c *Compiled) GrantScopes(requested []string) []string {
-	var granted []string
-	for _, s := range requested {
-		if slices.Contains(c.Policy.Scopes, s) && !slices.Contains(granted, s) {
-			granted = append(granted, s)
+// UsesCEL reports whether evaluating the policy runs CEL programs.
+func (c *Compiled) UsesCEL() bool {
+	if len(c.conditions) > 0 {
+		return true
+	}
+	for _, m := range c.mappings {
+		if m.kind == exprMapping {
+			return true
 		}
 	}
-	return granted
+	return false
 }
 
-// Claim is one claim for the minted token.
-type Claim struct {
-	Name  string
-	Value any
-}
-
-// Apply appends the mapped claims of subject to out, in the policy's order.
-// Values keep their JSON types: arrays and objects are passed through as
-// they are, never flattened. A missing source is skipped.
-func (c *Compiled) Apply(subject map[string]any, out []Claim) []Claim {
+// CopiedClaims returns the top-level subject claims the copy mappings pass
+// for subject tokens of the named issuer.
+func (c *Compiled) CopiedClaims(issuer string) []string {
+	var out []string
 	for _, m := range c.mappings {
-		if v, ok := lookup(subject, m.path); ok {
-			out = append(out, Claim{Name: m.claim, Value: v})
+		if m.kind != copyMapping {
+			continue
 		}
+		path := m.path
+		if p, ok := m.sources[issuer]; ok {
+			path = p
+		}
+		out = append(out, path[0])
 	}
 	return out
-}
-
-// lookup follows path through nested JSON objects.
-func lookup(claims map[string]any, path []string) (any, bool) {
-	var cur any = claims
-	for _, seg := range path {
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = obj[seg]; !ok {
-			return nil, false
-		}
-	}
-	return cur, cur != nil
 }

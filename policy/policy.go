@@ -1,39 +1,81 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
 
 // Limits that keep a policy reviewable and its evaluation cheap.
 const (
-	MaxClaims        = 64
-	MaxListLength    = 256
-	MaxTokenLifetime = 24 * time.Hour
-	MinTokenLifetime = 10 * time.Second
+	MaxClaims           = 64
+	MaxConditions       = 16
+	MaxListLength       = 256
+	MaxExpressionLength = 4096
+	MaxValueBytes       = 4096
+	MaxTokenLifetime    = 24 * time.Hour
+	MinTokenLifetime    = 10 * time.Second
 )
 
 // Reserved claims are set by the token service itself and can never be the
 // target of a mapping.
 var Reserved = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "act", "may_act", "client_id", "scope", "cnf"}
 
+// Values of Policy.EmptyClaims and ClaimMapping.Empty.
+const (
+	EmptyKeep = "keep"
+	EmptyDrop = "drop"
+)
+
+// Values of Policy.SubjectScope.
+const (
+	SubjectScopeIntersect = "intersect"
+	SubjectScopeIgnore    = "ignore"
+)
+
+// Values of Policy.TokenType.
+const (
+	TokenTypeAccessToken = "access_token"
+	TokenTypeJWT         = "jwt"
+)
+
 // Policy says what one audience receives in the tokens minted for it.
 type Policy struct {
 	// Name identifies the policy in the admin API.
 	Name string `json:"name"`
-	// Audience is the audience (or resource) value a client asks for.
+	// Audience is the audience (or resource) value a client asks for. No two
+	// policies share one.
 	Audience string `json:"audience"`
+	// Audiences lists further targets this policy serves, so that one
+	// request may name several of them (the minted "aud" is then the list
+	// of the requested targets). A target that another policy serves as its
+	// Audience stays that policy's.
+	Audiences []string `json:"audiences,omitempty"`
 	// AllowedClients lists the client IDs that may ask for this audience.
 	AllowedClients []string `json:"allowed_clients"`
 	// AllowedIssuers lists the names of the trusted issuers whose subject
 	// tokens this audience accepts.
 	AllowedIssuers []string `json:"allowed_issuers"`
-	// Claims lists the subject claims that pass into the minted token.
+	// Conditions are CEL expressions over subject, request and issuer that
+	// must all be true for the exchange to go ahead.
+	Conditions []string `json:"conditions,omitempty"`
+	// Claims lists the claims of the minted token beyond the registered ones.
 	Claims []ClaimMapping `json:"claims,omitempty"`
+	// EmptyClaims says what happens to a mapping whose value is an empty
+	// string, array or object: EmptyKeep (the default) passes it,
+	// EmptyDrop leaves the claim out. A mapping's Empty overrides it.
+	EmptyClaims string `json:"empty_claims,omitempty"`
 	// Scopes lists the scope values that may be granted.
 	Scopes []string `json:"scopes,omitempty"`
+	// SubjectScope says whether the subject token's own scope ("scope" or
+	// "scp") bounds the granted scope: SubjectScopeIntersect (the default)
+	// or SubjectScopeIgnore, for subject tokens that carry none (ID tokens).
+	SubjectScope string `json:"subject_scope,omitempty"`
+	// TokenType fixes the kind of token minted: TokenTypeAccessToken (an
+	// RFC 9068 "at+jwt") or TokenTypeJWT (a plain "JWT"). Empty lets the
+	// request's requested_token_type choose, an access token by default.
+	TokenType string `json:"token_type,omitempty"`
 	// TokenLifetimeSeconds is the lifetime of minted tokens; 0 means the
 	// server's default. It never extends beyond the subject token's expiry.
 	TokenLifetimeSeconds int64 `json:"token_lifetime_seconds,omitempty"`
@@ -43,7 +85,9 @@ type Policy struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// ClaimMapping passes one subject claim into the minted token.
+// ClaimMapping sets one claim of the minted token. It is one of three
+// kinds: a copy of a subject claim (From and Sources, both optional), a
+// CEL Expression, or a static Value.
 type ClaimMapping struct {
 	// Claim is the name in the minted token.
 	Claim string `json:"claim"`
@@ -53,12 +97,29 @@ type ClaimMapping struct {
 	// any other value is a top-level claim name taken literally, so that
 	// namespaced claims such as "https://example.com/roles" need no escaping.
 	From string `json:"from,omitempty"`
+	// Sources overrides From for subject tokens of the named issuers: the
+	// key is an issuer name of AllowedIssuers, the value a source as in
+	// From.
+	Sources map[string]string `json:"sources,omitempty"`
+	// Expression computes the value with CEL over subject, request and
+	// issuer; arrays, objects and numbers keep their JSON types.
+	Expression string `json:"expression,omitempty"`
+	// Value is a static JSON value.
+	Value json.RawMessage `json:"value,omitempty"`
+	// Required denies the exchange when the source is missing or null, or
+	// its value is empty and dropped, or the expression has no value.
+	Required bool `json:"required,omitempty"`
+	// Empty overrides the policy's EmptyClaims for this mapping.
+	Empty string `json:"empty,omitempty"`
 }
 
-// FieldError says which field of a resource is wrong and why.
+// FieldError says which field of a resource is wrong and why. Line and
+// Column (1-based) locate the problem inside a CEL expression.
 type FieldError struct {
 	Field  string `json:"field"`
 	Reason string `json:"reason"`
+	Line   int    `json:"line,omitempty"`
+	Column int    `json:"column,omitempty"`
 }
 
 func (e FieldError) Error() string { return e.Field + ": " + e.Reason }
@@ -105,72 +166,17 @@ func ValidName(s string) bool {
 	return true
 }
 
-// Validate reports every problem of the policy at once.
+// Validate reports every problem of the policy at once, CEL expressions
+// included (they are compiled and type-checked).
 func (p *Policy) Validate() error {
-	var v ValidationError
-	if !ValidName(p.Name) {
-		v.Add("name", "must be 1-128 characters of a-z, 0-9, '-', '_' or '.', starting with a letter or digit")
-	}
-	switch {
-	case p.Audience == "":
-		v.Add("audience", "is required")
-	case len(p.Audience) > 512:
-		v.Add("audience", "must be at most 512 characters")
-	case strings.ContainsAny(p.Audience, " \t\r\n"):
-		v.Add("audience", "must not contain whitespace")
-	}
-	validList(&v, "allowed_clients", p.AllowedClients, true)
-	validList(&v, "allowed_issuers", p.AllowedIssuers, true)
-	validList(&v, "scopes", p.Scopes, false)
-	for i, s := range p.Scopes {
-		if strings.ContainsAny(s, " \t\r\n\"\\") {
-			v.Add(fmt.Sprintf("scopes[%d]", i), "a scope value must not contain whitespace, '\"' or '\\'")
-		}
-	}
-	if len(p.Claims) > MaxClaims {
-		v.Add("claims", "at most %d mappings", MaxClaims)
-	}
-	seen := make(map[string]bool, len(p.Claims))
-	for i, m := range p.Claims {
-		field := fmt.Sprintf("claims[%d]", i)
-		switch {
-		case m.Claim == "":
-			v.Add(field+".claim", "is required")
-		case slices.Contains(Reserved, m.Claim):
-			v.Add(field+".claim", "%q is reserved and set by the token service (reserved: %s)", m.Claim, strings.Join(Reserved, " "))
-		case seen[m.Claim]:
-			v.Add(field+".claim", "%q is mapped twice", m.Claim)
-		}
-		seen[m.Claim] = true
-		if _, err := parseSource(m.source()); err != nil {
-			v.Add(field+".from", "%v", err)
-		}
-	}
-	if s := p.TokenLifetimeSeconds; s != 0 {
-		// Compared in seconds: a Duration product could wrap around.
-		if s < int64(MinTokenLifetime/time.Second) || s > int64(MaxTokenLifetime/time.Second) {
-			v.Add("token_lifetime_seconds", "must be between %d and %d", int64(MinTokenLifetime/time.Second), int64(MaxTokenLifetime/time.Second))
-		}
-	}
-	return v.Err()
+	_, err := Compile(*p)
+	return err
 }
 
-func validList(v *ValidationError, field string, list []string, required bool) {
-	if required && len(list) == 0 {
-		v.Add(field, "must name at least one entry")
-	}
-	if len(list) > MaxListLength {
-		v.Add(field, "at most %d entries", MaxListLength)
-	}
-	seen := make(map[string]bool, len(list))
-	for i, s := range list {
-		if s == "" {
-			v.Add(fmt.Sprintf("%s[%d]", field, i), "must not be empty")
-		} else if seen[s] {
-			v.Add(fmt.Sprintf("%s[%d]", field, i), "%q is listed twice", s)
-		}
-		seen[s] = true
-	}
+// Targets returns every audience or resource value the policy serves:
+// Audience first, then Audiences.
+func (p *Policy) Targets() []string {
+	return append([]string{p.Audience}, p.Audiences...)
 }
 
 func (m ClaimMapping) source() string {

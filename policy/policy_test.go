@@ -145,6 +145,59 @@ func TestValidate(t *testing.T) {
 		{"token_lifetime_seconds above the maximum", func(p *Policy) { p.TokenLifetimeSeconds = 86401 }, []string{"token_lifetime_seconds"}},
 		{"token_lifetime_seconds must not be negative", func(p *Policy) { p.TokenLifetimeSeconds = -300 }, []string{"token_lifetime_seconds"}},
 
+		{"audiences may list further targets", func(p *Policy) { p.Audiences = []string{"https://orders.example.com/v2", "urn:orders"} }, nil},
+		{"audiences must not repeat audience", func(p *Policy) { p.Audiences = []string{"x", p.Audience} }, []string{"audiences[1]"}},
+		{"audiences must not list a target twice", func(p *Policy) { p.Audiences = []string{"x", "x"} }, []string{"audiences[1]"}},
+		{"audiences must not hold an empty entry", func(p *Policy) { p.Audiences = []string{""} }, []string{"audiences[0]"}},
+		{"audiences must not hold whitespace", func(p *Policy) { p.Audiences = []string{"a b"} }, []string{"audiences[0]"}},
+		{"audiences entries are at most 512 characters", func(p *Policy) { p.Audiences = []string{strings.Repeat("a", 513)} }, []string{"audiences[0]"}},
+
+		{"conditions are CEL", func(p *Policy) {
+			p.Conditions = []string{`"orders:read" in subject.permissions && subject.email_verified`}
+		}, nil},
+		{"a condition must not be empty", func(p *Policy) { p.Conditions = []string{"true", ""} }, []string{"conditions[1]"}},
+		{"a condition is at most 4096 characters", func(p *Policy) { p.Conditions = []string{strings.Repeat(" ", 4093) + "true"} }, []string{"conditions[0]"}},
+		{"at most 16 conditions", func(p *Policy) { p.Conditions = slices.Repeat([]string{"true"}, MaxConditions+1) }, []string{"conditions"}},
+
+		{"a claim may be computed", func(p *Policy) {
+			p.Claims = []ClaimMapping{{Claim: "orders", Expression: `subject.permissions.filter(p, p.startsWith("orders:"))`, Required: true, Empty: EmptyDrop}}
+		}, nil},
+		{"a claim may be static", func(p *Policy) { p.Claims = []ClaimMapping{{Claim: "env", Value: json.RawMessage(`{"tier": "gold"}`)}} }, nil},
+		{"an expression is at most 4096 characters", func(p *Policy) {
+			p.Claims = []ClaimMapping{{Claim: "x", Expression: strings.Repeat(" ", 4096) + "1"}}
+		}, []string{"claims[0].expression"}},
+		{"expression and from exclude each other", func(p *Policy) { p.Claims = []ClaimMapping{{Claim: "x", From: "a", Expression: "1"}} }, []string{"claims[0]"}},
+		{"expression and value exclude each other", func(p *Policy) {
+			p.Claims = []ClaimMapping{{Claim: "x", Value: json.RawMessage("1"), Expression: "1"}}
+		}, []string{"claims[0]"}},
+		{"value and sources exclude each other", func(p *Policy) {
+			p.Claims = []ClaimMapping{{Claim: "x", Value: json.RawMessage("1"), Sources: map[string]string{"auth0": "a"}}}
+		}, []string{"claims[0]"}},
+		{"a static value cannot be required", func(p *Policy) { p.Claims = []ClaimMapping{{Claim: "x", Value: json.RawMessage("1"), Required: true}} }, []string{"claims[0].required"}},
+		{"a static value must be JSON", func(p *Policy) { p.Claims = []ClaimMapping{{Claim: "x", Value: json.RawMessage("{")}} }, []string{"claims[0].value"}},
+		{"a static value must not be null", func(p *Policy) { p.Claims = []ClaimMapping{{Claim: "x", Value: json.RawMessage(" null")}} }, []string{"claims[0].value"}},
+		{"a static value is at most 4096 bytes", func(p *Policy) {
+			p.Claims = []ClaimMapping{{Claim: "x", Value: json.RawMessage(`"` + strings.Repeat("a", 4095) + `"`)}}
+		}, []string{"claims[0].value"}},
+		{"a computed claim must not be reserved", func(p *Policy) { p.Claims = []ClaimMapping{{Claim: "aud", Expression: `"x"`}} }, []string{"claims[0].claim"}},
+		{"a static claim must not be reserved", func(p *Policy) { p.Claims = []ClaimMapping{{Claim: "scope", Value: json.RawMessage(`"admin"`)}} }, []string{"claims[0].claim"}},
+		{"sources per issuer", func(p *Policy) {
+			p.Claims = []ClaimMapping{{Claim: "permissions", Sources: map[string]string{"auth0": "https://corp/perm"}}}
+		}, nil},
+		{"sources must name allowed issuers", func(p *Policy) {
+			p.Claims = []ClaimMapping{{Claim: "permissions", Sources: map[string]string{"okta": "perm", "auth0": "/x/"}}}
+		}, []string{"claims[0].sources[auth0]", "claims[0].sources[okta]"}},
+		{"a source must not be empty", func(p *Policy) { p.Claims = []ClaimMapping{{Claim: "x", Sources: map[string]string{"auth0": ""}}} }, []string{"claims[0].sources[auth0]"}},
+		{"empty must be keep or drop", func(p *Policy) { p.Claims = []ClaimMapping{{Claim: "x", Empty: "omit"}} }, []string{"claims[0].empty"}},
+
+		{"empty_claims drop", func(p *Policy) { p.EmptyClaims = EmptyDrop }, nil},
+		{"empty_claims must be keep or drop", func(p *Policy) { p.EmptyClaims = "remove" }, []string{"empty_claims"}},
+		{"subject_scope ignore", func(p *Policy) { p.SubjectScope = SubjectScopeIgnore }, nil},
+		{"subject_scope must be intersect or ignore", func(p *Policy) { p.SubjectScope = "union" }, []string{"subject_scope"}},
+		{"token_type jwt", func(p *Policy) { p.TokenType = TokenTypeJWT }, nil},
+		{"token_type access_token", func(p *Policy) { p.TokenType = TokenTypeAccessToken }, nil},
+		{"token_type must be access_token or jwt", func(p *Policy) { p.TokenType = "urn:ietf:params:oauth:token-type:jwt" }, []string{"token_type"}},
+
 		{"every problem is reported at once", func(p *Policy) {
 			*p = Policy{
 				Claims:               []ClaimMapping{{Claim: "sub"}, {Claim: "x", From: "/"}},
@@ -152,6 +205,12 @@ func TestValidate(t *testing.T) {
 				TokenLifetimeSeconds: 1,
 			}
 		}, []string{"name", "audience", "allowed_clients", "allowed_issuers", "scopes[0]", "claims[0].claim", "claims[1].from", "token_lifetime_seconds"}},
+		{"every problem is reported at once, new fields in field order", func(p *Policy) {
+			p.Audiences = []string{""}
+			p.Conditions = []string{"nope"}
+			p.Claims = []ClaimMapping{{Claim: "iat", Expression: "1 +"}}
+			p.EmptyClaims, p.SubjectScope, p.TokenType = "x", "y", "z"
+		}, []string{"audiences[0]", "conditions[0]", "claims[0].claim", "claims[0].expression", "empty_claims", "subject_scope", "token_type"}},
 	}
 	for _, reserved := range Reserved {
 		tests = append(tests, struct {
@@ -243,6 +302,14 @@ func compile(t *testing.T, mappings ...ClaimMapping) *Compiled {
 	return c
 }
 
+// apply evaluates c for subject, which must not be denied.
+func apply(t *testing.T, c *Compiled, subject map[string]any) []Claim {
+	t.Helper()
+	out, err := c.Evaluate(&Input{Subject: subject, Issuer: "auth0"}, nil, nil)
+	require.NoError(t, err)
+	return out
+}
+
 func TestApply(t *testing.T) {
 	subject := subjectClaims(t)
 	tests := []struct {
@@ -283,8 +350,7 @@ func TestApply(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := compile(t, tt.mappings...).Apply(subject, nil)
-			require.Equal(t, tt.want, got)
+			require.Equal(t, tt.want, apply(t, compile(t, tt.mappings...), subject))
 		})
 	}
 }
@@ -294,7 +360,7 @@ func TestApply(t *testing.T) {
 func TestApplyPassesValuesThrough(t *testing.T) {
 	subject := subjectClaims(t)
 	c := compile(t, ClaimMapping{Claim: "permissions"}, ClaimMapping{Claim: "address"}, ClaimMapping{Claim: "realm", From: "/realm_access"})
-	got := c.Apply(subject, nil)
+	got := apply(t, c, subject)
 	require.Len(t, got, 3)
 
 	perms := subject["permissions"].([]any)
@@ -307,7 +373,8 @@ func TestApplyAppends(t *testing.T) {
 	c := compile(t, ClaimMapping{Claim: "email"})
 	out := make([]Claim, 0, 4)
 	out = append(out, Claim{"first", "kept"})
-	got := c.Apply(subjectClaims(t), out)
+	got, err := c.Evaluate(&Input{Subject: subjectClaims(t)}, out, nil)
+	require.NoError(t, err)
 	require.Equal(t, []Claim{{"first", "kept"}, {"email", "ada@example.com"}}, got)
 }
 
@@ -317,35 +384,8 @@ func TestApplyPermissionsArray(t *testing.T) {
 		perms[i] = fmt.Sprintf("perm:%d", i)
 	}
 	c := compile(t, ClaimMapping{Claim: "permissions"})
-	got := c.Apply(map[string]any{"permissions": perms}, nil)
+	got := apply(t, c, map[string]any{"permissions": perms})
 	require.Equal(t, []Claim{{"permissions", perms}}, got, "a 20-element array stays one array claim")
-}
-
-func TestGrantScopes(t *testing.T) {
-	tests := []struct {
-		name      string
-		allowed   []string
-		requested []string
-		want      []string
-	}{
-		{"nothing requested grants nothing", []string{"a", "b"}, nil, nil},
-		{"everything requested and allowed", []string{"a", "b"}, []string{"a", "b"}, []string{"a", "b"}},
-		{"keeps the request order", []string{"a", "b", "c"}, []string{"c", "a"}, []string{"c", "a"}},
-		{"drops what the policy does not allow", []string{"a", "b"}, []string{"a", "x", "b"}, []string{"a", "b"}},
-		{"nothing allowed grants nothing", []string{"a"}, []string{"x", "y"}, nil},
-		{"a policy without scopes grants nothing", nil, []string{"a"}, nil},
-		{"a scope requested twice is granted once", []string{"a"}, []string{"a", "a"}, []string{"a"}},
-		{"matching is exact and case-sensitive", []string{"orders:read"}, []string{"Orders:Read", "orders:read "}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := validPolicy()
-			p.Scopes = tt.allowed
-			c, err := Compile(p)
-			require.NoError(t, err)
-			require.Equal(t, tt.want, c.GrantScopes(tt.requested))
-		})
-	}
 }
 
 func TestCompiledAccessors(t *testing.T) {

@@ -15,14 +15,14 @@ func TestClientLifecycle(t *testing.T) {
 	s := openStore(t, databaseURL)
 	secret, hash := sts.NewClientSecret()
 
-	got, created, err := s.PutClient(ctx, sts.Client{ID: "gw-life", Description: "edge", SecretHash: hash})
+	got, created, err := s.PutClient(ctx, sts.Client{ID: "gw-life", Description: "edge", SecretHash: hash}, 0)
 	require.NoError(t, err)
 	require.True(t, created)
 	require.Equal(t, int64(1), got.Version)
 	require.Equal(t, hash, got.SecretHash)
 
 	_, otherHash := sts.NewClientSecret()
-	got2, created, err := s.PutClient(ctx, sts.Client{ID: "gw-life", Description: "edge 2", SecretHash: otherHash})
+	got2, created, err := s.PutClient(ctx, sts.Client{ID: "gw-life", Description: "edge 2", SecretHash: otherHash}, 0)
 	require.NoError(t, err)
 	require.False(t, created)
 	require.Equal(t, int64(2), got2.Version)
@@ -30,7 +30,7 @@ func TestClientLifecycle(t *testing.T) {
 	require.Equal(t, hash, got2.SecretHash, "an update keeps the stored secret hash")
 	require.True(t, sts.CheckSecret(got2.SecretHash, secret))
 
-	got3, _, err := s.PutClient(ctx, sts.Client{ID: "gw-life", Description: "edge 3"})
+	got3, _, err := s.PutClient(ctx, sts.Client{ID: "gw-life", Description: "edge 3"}, 0)
 	require.NoError(t, err, "an update needs no secret hash")
 	require.Equal(t, hash, got3.SecretHash)
 	require.Equal(t, got.CreatedAt, got3.CreatedAt)
@@ -46,10 +46,10 @@ func TestClientLifecycle(t *testing.T) {
 	require.True(t, sts.CheckSecret(read.SecretHash, newSecret))
 	require.False(t, sts.CheckSecret(read.SecretHash, secret), "the old secret no longer works")
 
-	require.NoError(t, s.DeleteClient(ctx, "gw-life"))
+	require.NoError(t, s.DeleteClient(ctx, "gw-life", 0))
 	_, err = s.GetClient(ctx, "gw-life")
 	require.ErrorIs(t, err, sts.ErrNotFound)
-	require.ErrorIs(t, s.DeleteClient(ctx, "gw-life"), sts.ErrNotFound)
+	require.ErrorIs(t, s.DeleteClient(ctx, "gw-life", 0), sts.ErrNotFound)
 }
 
 func TestClientWriteErrors(t *testing.T) {
@@ -63,7 +63,7 @@ func TestClientWriteErrors(t *testing.T) {
 		notFound bool
 	}{
 		{"creating a client without a secret hash fails", func() error {
-			_, _, err := s.PutClient(ctx, sts.Client{ID: "no-secret"})
+			_, _, err := s.PutClient(ctx, sts.Client{ID: "no-secret"}, 0)
 			return err
 		}, false},
 		{"setting the secret of a missing client is not found", func() error {
@@ -92,7 +92,7 @@ func TestListClientsOrderedByID(t *testing.T) {
 	s := openStore(t, freshDatabase(t))
 	for _, id := range []string{"gw-b", "gw-a"} {
 		_, hash := sts.NewClientSecret()
-		_, _, err := s.PutClient(ctx, sts.Client{ID: id, SecretHash: hash})
+		_, _, err := s.PutClient(ctx, sts.Client{ID: id, SecretHash: hash}, 0)
 		require.NoError(t, err)
 	}
 	list, err := s.ListClients(ctx)

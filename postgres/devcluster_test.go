@@ -56,7 +56,7 @@ func TestDevClusterKeepsDataAcrossRestarts(t *testing.T) {
 	require.Contains(t, logs.String(), "data_dir="+filepath.Join(dir, "pgdata"))
 	s := openStore(t, c.URL())
 	require.NoError(t, s.Migrate(ctx))
-	_, _, err := s.PutIssuer(ctx, testIssuer("kept", "https://kept.example.com"))
+	_, _, err := s.PutIssuer(ctx, testIssuer("kept", "https://kept.example.com"), 0)
 	require.NoError(t, err)
 	s.Close()
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/claimbridge/claimbridge/admin"
 	"github.com/claimbridge/claimbridge/sts"
 )
 
@@ -14,12 +15,18 @@ const issuerColumns = "name, issuer_url, audiences, algorithms, token_types, jwk
 
 // PutIssuer creates or replaces the issuer named iss.Name and returns the
 // stored row; created reports whether it is new. Version starts at 1 and
-// grows by one on every update; CreatedAt is kept. An issuer URL already
-// used by another issuer is an sts.ErrConflict.
-func (s *Store) PutIssuer(ctx context.Context, iss sts.Issuer) (stored sts.Issuer, created bool, err error) {
+// grows by one on every update that changes something: a put of what is
+// already stored changes nothing, not even the version, and is not audited.
+// CreatedAt is kept. ifVersion is the write's precondition (see admin.IfAbsent).
+// An issuer URL already used by another issuer is an sts.ErrConflict.
+func (s *Store) PutIssuer(ctx context.Context, iss sts.Issuer, ifVersion int64) (stored sts.Issuer, created bool, err error) {
 	now := s.timestamp()
-	err = s.write(ctx, ChangeIssuers, func(tx pgx.Tx) error {
-		row := tx.QueryRow(ctx, `
+	err = s.write(ctx, ChangeIssuers, func(tx pgx.Tx) (*admin.AuditEntry, error) {
+		current, err := lockVersion(ctx, tx, "issuers", "name", "issuer", iss.Name, ifVersion)
+		if err != nil {
+			return nil, err
+		}
+		stored, err = scanIssuer(tx.QueryRow(ctx, `
 			insert into issuers (name, issuer_url, audiences, algorithms, token_types, jwks_uri, version, created_at, updated_at)
 			values ($1, $2, $3, $4, $5, $6, 1, $7, $7)
 			on conflict (name) do update set
@@ -30,18 +37,27 @@ func (s *Store) PutIssuer(ctx context.Context, iss sts.Issuer) (stored sts.Issue
 				jwks_uri = excluded.jwks_uri,
 				version = issuers.version + 1,
 				updated_at = excluded.updated_at
+			where (issuers.issuer_url, issuers.audiences, issuers.algorithms, issuers.token_types, issuers.jwks_uri)
+				is distinct from (excluded.issuer_url, excluded.audiences, excluded.algorithms, excluded.token_types, excluded.jwks_uri)
 			returning `+issuerColumns,
-			iss.Name, iss.URL, nonNil(iss.Audiences), nonNil(iss.Algorithms), nonNil(iss.TokenTypes), iss.JWKSURI, now)
-		stored, err = scanIssuer(row)
-		return err
+			iss.Name, iss.URL, nonNil(iss.Audiences), nonNil(iss.Algorithms), nonNil(iss.TokenTypes), iss.JWKSURI, now))
+		if errors.Is(err, pgx.ErrNoRows) { // unchanged
+			stored, err = scanIssuer(tx.QueryRow(ctx, "select "+issuerColumns+" from issuers where name = $1", iss.Name))
+			return nil, err
+		}
+		if err != nil {
+			return nil, err
+		}
+		created = current == 0
+		return changed(admin.KindIssuer, putAction(created), stored.Name, stored.Version, stored.UpdatedAt, stored)
 	})
 	if uniqueViolation(err) == "issuers_issuer_url_key" {
 		return sts.Issuer{}, false, s.issuerURLConflict(ctx, iss)
 	}
 	if err != nil {
-		return sts.Issuer{}, false, fmt.Errorf("put issuer %q: %w", iss.Name, unavailable(err))
+		return sts.Issuer{}, false, writeError("put", "issuer", iss.Name, err)
 	}
-	return stored, stored.Version == 1, nil
+	return stored, created, nil
 }
 
 // issuerURLConflict names the issuer that already has iss.URL.
@@ -86,9 +102,16 @@ func listIssuers(ctx context.Context, q queryer) ([]sts.Issuer, error) {
 }
 
 // DeleteIssuer deletes the issuer called name, or returns an
-// sts.ErrNotFound.
-func (s *Store) DeleteIssuer(ctx context.Context, name string) error {
-	return s.deleteRow(ctx, ChangeIssuers, "issuers", "name", "issuer", name)
+// sts.ErrNotFound; ifVersion is the precondition (see admin.IfAbsent).
+func (s *Store) DeleteIssuer(ctx context.Context, name string, ifVersion int64) error {
+	err := s.write(ctx, ChangeIssuers, func(tx pgx.Tx) (*admin.AuditEntry, error) {
+		old, err := remove(ctx, tx, "issuers", "name", issuerColumns, "issuer", name, ifVersion, scanIssuer)
+		if err != nil {
+			return nil, err
+		}
+		return changed(admin.KindIssuer, admin.ActionDelete, name, old.Version, s.timestamp(), old)
+	})
+	return writeError("delete", "issuer", name, err)
 }
 
 func scanIssuer(row pgx.Row) (sts.Issuer, error) {

@@ -29,7 +29,7 @@ func TestIssuerLifecycle(t *testing.T) {
 	postgres.SetClock(s, fixedClock(start))
 
 	in := testIssuer("auth0-life", "https://life.example.com/")
-	got, created, err := s.PutIssuer(ctx, in)
+	got, created, err := s.PutIssuer(ctx, in, 0)
 	require.NoError(t, err)
 	require.True(t, created, "first put creates")
 	require.Equal(t, int64(1), got.Version, "version starts at 1")
@@ -40,7 +40,7 @@ func TestIssuerLifecycle(t *testing.T) {
 
 	in.Audiences = []string{"other"}
 	in.JWKSURI = "https://life.example.com/jwks"
-	got2, created, err := s.PutIssuer(ctx, in)
+	got2, created, err := s.PutIssuer(ctx, in, 0)
 	require.NoError(t, err)
 	require.False(t, created, "second put updates")
 	require.Equal(t, int64(2), got2.Version, "update bumps the version")
@@ -52,12 +52,12 @@ func TestIssuerLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, got2, read, "get returns what put returned")
 
-	require.NoError(t, s.DeleteIssuer(ctx, in.Name))
+	require.NoError(t, s.DeleteIssuer(ctx, in.Name, 0))
 	_, err = s.GetIssuer(ctx, in.Name)
 	require.ErrorIs(t, err, sts.ErrNotFound)
-	require.ErrorIs(t, s.DeleteIssuer(ctx, in.Name), sts.ErrNotFound)
+	require.ErrorIs(t, s.DeleteIssuer(ctx, in.Name, 0), sts.ErrNotFound)
 
-	_, created, err = s.PutIssuer(ctx, in)
+	_, created, err = s.PutIssuer(ctx, in, 0)
 	require.NoError(t, err)
 	require.True(t, created, "put after delete creates anew")
 }
@@ -66,16 +66,16 @@ func TestIssuerURLConflict(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, databaseURL)
-	_, _, err := s.PutIssuer(ctx, testIssuer("conflict-a", "https://conflict.example.com"))
+	_, _, err := s.PutIssuer(ctx, testIssuer("conflict-a", "https://conflict.example.com"), 0)
 	require.NoError(t, err)
 
-	_, _, err = s.PutIssuer(ctx, testIssuer("conflict-b", "https://conflict.example.com"))
+	_, _, err = s.PutIssuer(ctx, testIssuer("conflict-b", "https://conflict.example.com"), 0)
 	require.ErrorIs(t, err, sts.ErrConflict)
 	require.ErrorContains(t, err, `issuer "conflict-a"`, "the message names the issuer that has the URL")
 	_, err = s.GetIssuer(ctx, "conflict-b")
 	require.ErrorIs(t, err, sts.ErrNotFound, "the failed put stored nothing")
 
-	_, _, err = s.PutIssuer(ctx, testIssuer("conflict-a", "https://conflict.example.com"))
+	_, _, err = s.PutIssuer(ctx, testIssuer("conflict-a", "https://conflict.example.com"), 0)
 	require.NoError(t, err, "an issuer does not conflict with itself")
 }
 
@@ -83,7 +83,7 @@ func TestIssuerNilListsStoredEmpty(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, databaseURL)
-	got, _, err := s.PutIssuer(ctx, sts.Issuer{Name: "bare", URL: "https://bare.example.com"})
+	got, _, err := s.PutIssuer(ctx, sts.Issuer{Name: "bare", URL: "https://bare.example.com"}, 0)
 	require.NoError(t, err)
 	require.Empty(t, got.Audiences)
 	require.Empty(t, got.Algorithms)
@@ -95,7 +95,7 @@ func TestListIssuersOrderedByName(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, freshDatabase(t))
 	for _, name := range []string{"zeta", "alpha", "mid"} {
-		_, _, err := s.PutIssuer(ctx, testIssuer(name, "https://"+name+".example.com"))
+		_, _, err := s.PutIssuer(ctx, testIssuer(name, "https://"+name+".example.com"), 0)
 		require.NoError(t, err)
 	}
 	list, err := s.ListIssuers(ctx)

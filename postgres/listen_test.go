@@ -57,27 +57,27 @@ func TestListenDeliversChanges(t *testing.T) {
 		write func() error
 	}{
 		{postgres.ChangeIssuers, func() error {
-			_, _, err := s.PutIssuer(ctx, testIssuer("n", "https://n.example.com"))
+			_, _, err := s.PutIssuer(ctx, testIssuer("n", "https://n.example.com"), 0)
 			return err
 		}},
 		{postgres.ChangeClients, func() error {
-			_, _, err := s.PutClient(ctx, sts.Client{ID: "n", SecretHash: hash})
+			_, _, err := s.PutClient(ctx, sts.Client{ID: "n", SecretHash: hash}, 0)
 			return err
 		}},
 		{postgres.ChangePolicies, func() error {
-			_, _, err := s.PutPolicy(ctx, testPolicy("n", "https://n.internal"))
+			_, _, err := s.PutPolicy(ctx, testPolicy("n", "https://n.internal"), 0)
 			return err
 		}},
 		{postgres.ChangeKeys, func() error { return s.EnsureActiveKey(ctx, fakeKey) }},
-		{postgres.ChangeIssuers, func() error { return s.DeleteIssuer(ctx, "n") }},
+		{postgres.ChangeIssuers, func() error { return s.DeleteIssuer(ctx, "n", 0) }},
 	}
 	for _, tt := range tests {
 		require.NoError(t, tt.write())
 		require.Equal(t, tt.kind, receive(t, changes, tt.kind+" change"))
 	}
 
-	require.ErrorIs(t, s.DeletePolicy(ctx, "absent"), sts.ErrNotFound)
-	require.NoError(t, s.DeleteClient(ctx, "n"))
+	require.ErrorIs(t, s.DeletePolicy(ctx, "absent", 0), sts.ErrNotFound)
+	require.NoError(t, s.DeleteClient(ctx, "n", 0))
 	require.Equal(t, postgres.ChangeClients, receive(t, changes, "clients change"),
 		"a failed write announces nothing")
 }
@@ -98,7 +98,7 @@ func TestListenReconnects(t *testing.T) {
 	receive(t, listening, "the listener to listen again")
 	require.Equal(t, postgres.ChangeReconnect, receive(t, changes, "the reconnect signal"))
 
-	_, _, err = s.PutIssuer(ctx, testIssuer("after", "https://after.example.com"))
+	_, _, err = s.PutIssuer(ctx, testIssuer("after", "https://after.example.com"), 0)
 	require.NoError(t, err)
 	require.Equal(t, postgres.ChangeIssuers, receive(t, changes, "a change after reconnecting"))
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/claimbridge/claimbridge/admin"
 	"github.com/claimbridge/claimbridge/policy"
 	"github.com/claimbridge/claimbridge/sts"
 )
@@ -17,16 +18,23 @@ const policyColumns = "name, audience, body, version, created_at, updated_at"
 
 // PutPolicy creates or replaces the policy named p.Name and returns the
 // stored row; created reports whether it is new. Version starts at 1 and
-// grows by one on every update; CreatedAt is kept. An audience already
+// grows by one on every update that changes something: a put of what is
+// already stored changes nothing, not even the version, and records nothing.
+// CreatedAt is kept. Every change is also a revision (PolicyRevisions).
+// ifVersion is the write's precondition (see admin.IfAbsent). An audience already
 // served by another policy is an sts.ErrConflict.
-func (s *Store) PutPolicy(ctx context.Context, p policy.Policy) (stored policy.Policy, created bool, err error) {
+func (s *Store) PutPolicy(ctx context.Context, p policy.Policy, ifVersion int64) (stored policy.Policy, created bool, err error) {
 	body, err := policyBody(p)
 	if err != nil {
-		return policy.Policy{}, false, fmt.Errorf("put policy %q: %w", p.Name, unavailable(err))
+		return policy.Policy{}, false, fmt.Errorf("put policy %q: %w", p.Name, err)
 	}
 	now := s.timestamp()
-	err = s.write(ctx, ChangePolicies, func(tx pgx.Tx) error {
-		row := tx.QueryRow(ctx, `
+	err = s.write(ctx, ChangePolicies, func(tx pgx.Tx) (*admin.AuditEntry, error) {
+		current, err := lockVersion(ctx, tx, "policies", "name", "policy", p.Name, ifVersion)
+		if err != nil {
+			return nil, err
+		}
+		stored, err = scanPolicy(tx.QueryRow(ctx, `
 			insert into policies (name, audience, body, version, created_at, updated_at)
 			values ($1, $2, $3, 1, $4, $4)
 			on conflict (name) do update set
@@ -34,18 +42,43 @@ func (s *Store) PutPolicy(ctx context.Context, p policy.Policy) (stored policy.P
 				body = excluded.body,
 				version = policies.version + 1,
 				updated_at = excluded.updated_at
+			where (policies.audience, policies.body) is distinct from (excluded.audience, excluded.body)
 			returning `+policyColumns,
-			p.Name, p.Audience, body, now)
-		stored, err = scanPolicy(row)
-		return err
+			p.Name, p.Audience, body, now))
+		if errors.Is(err, pgx.ErrNoRows) { // unchanged
+			stored, err = scanPolicy(tx.QueryRow(ctx, "select "+policyColumns+" from policies where name = $1", p.Name))
+			return nil, err
+		}
+		if err != nil {
+			return nil, err
+		}
+		created = current == 0
+		return policyChanged(ctx, tx, putAction(created), stored.UpdatedAt, stored)
 	})
 	if uniqueViolation(err) == "policies_audience_key" {
 		return policy.Policy{}, false, s.audienceConflict(ctx, p)
 	}
 	if err != nil {
-		return policy.Policy{}, false, fmt.Errorf("put policy %q: %w", p.Name, unavailable(err))
+		return policy.Policy{}, false, writeError("put", "policy", p.Name, err)
 	}
-	return stored, stored.Version == 1, nil
+	return stored, created, nil
+}
+
+// policyChanged records p, as written or deleted by action at, as a
+// revision and returns the audit entry of the change.
+func policyChanged(ctx context.Context, tx pgx.Tx, action string, at time.Time, p policy.Policy) (*admin.AuditEntry, error) {
+	body, err := policyBody(p)
+	if err != nil {
+		return nil, fmt.Errorf("revision of policy %q: %w", p.Name, err)
+	}
+	_, err = tx.Exec(ctx, `
+		insert into policy_revisions (policy_name, version, action, body, actor, at)
+		values ($1, $2, $3, $4, $5, $6)`,
+		p.Name, p.Version, action, body, admin.ActorFrom(ctx), at)
+	if err != nil {
+		return nil, fmt.Errorf("revision of policy %q: %w", p.Name, err)
+	}
+	return changed(admin.KindPolicy, action, p.Name, p.Version, at, p)
 }
 
 // policyBody is p as JSON without the fields the table keeps in columns of
@@ -108,9 +141,17 @@ func listPolicies(ctx context.Context, q queryer) ([]policy.Policy, error) {
 }
 
 // DeletePolicy deletes the policy called name, or returns an
-// sts.ErrNotFound.
-func (s *Store) DeletePolicy(ctx context.Context, name string) error {
-	return s.deleteRow(ctx, ChangePolicies, "policies", "name", "policy", name)
+// sts.ErrNotFound; ifVersion is the precondition (see admin.IfAbsent). Its
+// revisions are kept, the deleted policy being the last.
+func (s *Store) DeletePolicy(ctx context.Context, name string, ifVersion int64) error {
+	err := s.write(ctx, ChangePolicies, func(tx pgx.Tx) (*admin.AuditEntry, error) {
+		old, err := remove(ctx, tx, "policies", "name", policyColumns, "policy", name, ifVersion, scanPolicy)
+		if err != nil {
+			return nil, err
+		}
+		return policyChanged(ctx, tx, admin.ActionDelete, s.timestamp(), old)
+	})
+	return writeError("delete", "policy", name, err)
 }
 
 func scanPolicy(row pgx.Row) (policy.Policy, error) {

@@ -32,7 +32,7 @@ func TestPolicyLifecycle(t *testing.T) {
 	s := openStore(t, databaseURL)
 
 	in := testPolicy("orders-life", "https://orders-life.internal")
-	got, created, err := s.PutPolicy(ctx, in)
+	got, created, err := s.PutPolicy(ctx, in, 0)
 	require.NoError(t, err)
 	require.True(t, created)
 	require.Equal(t, int64(1), got.Version)
@@ -42,7 +42,7 @@ func TestPolicyLifecycle(t *testing.T) {
 
 	in.Scopes = nil
 	in.Claims = in.Claims[:1]
-	got2, created, err := s.PutPolicy(ctx, in)
+	got2, created, err := s.PutPolicy(ctx, in, 0)
 	require.NoError(t, err)
 	require.False(t, created)
 	require.Equal(t, int64(2), got2.Version)
@@ -55,26 +55,26 @@ func TestPolicyLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, got2, read)
 
-	require.NoError(t, s.DeletePolicy(ctx, in.Name))
+	require.NoError(t, s.DeletePolicy(ctx, in.Name, 0))
 	_, err = s.GetPolicy(ctx, in.Name)
 	require.ErrorIs(t, err, sts.ErrNotFound)
-	require.ErrorIs(t, s.DeletePolicy(ctx, in.Name), sts.ErrNotFound)
+	require.ErrorIs(t, s.DeletePolicy(ctx, in.Name, 0), sts.ErrNotFound)
 }
 
 func TestPolicyAudienceConflict(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t, freshDatabase(t))
-	_, _, err := s.PutPolicy(ctx, testPolicy("aud-a", "https://shared.internal"))
+	_, _, err := s.PutPolicy(ctx, testPolicy("aud-a", "https://shared.internal"), 0)
 	require.NoError(t, err)
 
-	_, _, err = s.PutPolicy(ctx, testPolicy("aud-b", "https://shared.internal"))
+	_, _, err = s.PutPolicy(ctx, testPolicy("aud-b", "https://shared.internal"), 0)
 	require.ErrorIs(t, err, sts.ErrConflict)
 	require.ErrorContains(t, err, `policy "aud-a"`, "the message names the policy that serves the audience")
 
-	_, _, err = s.PutPolicy(ctx, testPolicy("aud-b", "https://b.internal"))
+	_, _, err = s.PutPolicy(ctx, testPolicy("aud-b", "https://b.internal"), 0)
 	require.NoError(t, err)
-	_, _, err = s.PutPolicy(ctx, testPolicy("aud-b", "https://shared.internal"))
+	_, _, err = s.PutPolicy(ctx, testPolicy("aud-b", "https://shared.internal"), 0)
 	require.ErrorIs(t, err, sts.ErrConflict, "an update that takes another policy's audience conflicts too")
 	got, err := s.GetPolicy(ctx, "aud-b")
 	require.NoError(t, err)
@@ -87,7 +87,7 @@ func TestListPoliciesOrderedByName(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, freshDatabase(t))
 	for _, name := range []string{"b", "c", "a"} {
-		_, _, err := s.PutPolicy(ctx, testPolicy(name, "https://"+name+".internal"))
+		_, _, err := s.PutPolicy(ctx, testPolicy(name, "https://"+name+".internal"), 0)
 		require.NoError(t, err)
 	}
 	list, err := s.ListPolicies(ctx)

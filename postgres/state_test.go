@@ -20,12 +20,12 @@ func TestLoadState(t *testing.T) {
 	require.Empty(t, empty.Clients)
 	require.Empty(t, empty.Policies)
 
-	iss, _, err := s.PutIssuer(ctx, testIssuer("auth0", "https://auth0.example.com/"))
+	iss, _, err := s.PutIssuer(ctx, testIssuer("auth0", "https://auth0.example.com/"), 0)
 	require.NoError(t, err)
 	_, hash := sts.NewClientSecret()
-	cl, _, err := s.PutClient(ctx, sts.Client{ID: "gw", SecretHash: hash})
+	cl, _, err := s.PutClient(ctx, sts.Client{ID: "gw", SecretHash: hash}, 0)
 	require.NoError(t, err)
-	pol, _, err := s.PutPolicy(ctx, testPolicy("orders", "https://orders.internal"))
+	pol, _, err := s.PutPolicy(ctx, testPolicy("orders", "https://orders.internal"), 0)
 	require.NoError(t, err)
 
 	st, err := s.LoadState(ctx)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/puddle/v2"
 
+	"github.com/claimbridge/claimbridge/admin"
 	"github.com/claimbridge/claimbridge/keys"
 	"github.com/claimbridge/claimbridge/sts"
 )
@@ -89,12 +91,17 @@ func (s *Store) timestamp() time.Time {
 	return s.now().UTC().Truncate(time.Microsecond)
 }
 
-// write runs fn in a transaction that also announces a change of kind on
-// NotifyChannel; the notification is delivered only if the transaction
-// commits.
-func (s *Store) write(ctx context.Context, kind string, fn func(tx pgx.Tx) error) error {
+// write runs fn in a transaction. When fn reports a change (a non-nil
+// entry), the same transaction records it in the audit log and announces kind
+// on NotifyChannel; both take effect only if the transaction commits. A write
+// that changes nothing records and announces nothing.
+func (s *Store) write(ctx context.Context, kind string, fn func(tx pgx.Tx) (*admin.AuditEntry, error)) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := fn(tx); err != nil {
+		e, err := fn(tx)
+		if err != nil || e == nil {
+			return err
+		}
+		if err := s.audit(ctx, tx, *e); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, "select pg_notify($1, $2)", NotifyChannel, kind); err != nil {
@@ -102,6 +109,89 @@ func (s *Store) write(ctx context.Context, kind string, fn func(tx pgx.Tx) error
 		}
 		return nil
 	})
+}
+
+// changed is the audit entry of a write, made at, that left v (as the admin
+// API shows it) at version in place of what was there.
+func changed(kind, action, name string, version int64, at time.Time, v any) (*admin.AuditEntry, error) {
+	detail, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("audit %s %q: %w", kind, name, err)
+	}
+	return &admin.AuditEntry{At: at, Kind: kind, Action: action, Name: name, Version: version, Detail: detail}, nil
+}
+
+// putAction is the audit action of a put that created a resource or not.
+func putAction(created bool) string {
+	if created {
+		return admin.ActionCreate
+	}
+	return admin.ActionUpdate
+}
+
+// lockVersion serializes the writers of one resource, checks the write's
+// precondition ifVersion (see checkVersion; what names the resource in the
+// error) and returns the stored version, 0 when there is none. The lock is
+// a transaction advisory lock on (table, key), held until the transaction
+// ends, so that it also covers a row about to be created: the version stays
+// true for the whole transaction.
+func lockVersion(ctx context.Context, tx pgx.Tx, table, column, what, key string, ifVersion int64) (int64, error) {
+	if _, err := tx.Exec(ctx, "select pg_advisory_xact_lock(hashtext($1), hashtext($2))", table, key); err != nil {
+		return 0, fmt.Errorf("lock %s %q: %w", what, key, err)
+	}
+	var v int64
+	err := tx.QueryRow(ctx, "select version from "+table+" where "+column+" = $1", key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		v, err = 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return v, checkVersion(what, key, ifVersion, v)
+}
+
+// checkVersion applies the precondition ifVersion (0, a version,
+// admin.IfAbsent or admin.IfExists) to a resource whose stored version is
+// current (0: absent); what and name name it in the error.
+func checkVersion(what, name string, ifVersion, current int64) error {
+	switch {
+	case ifVersion == admin.IfAbsent && current != 0:
+		return fmt.Errorf("%s %q already exists (version %d): %w", what, name, current, sts.ErrPreconditionFailed)
+	case (ifVersion > 0 || ifVersion == admin.IfExists) && current == 0:
+		return fmt.Errorf("%s %q does not exist: %w", what, name, sts.ErrPreconditionFailed)
+	case ifVersion > 0 && current != ifVersion:
+		return fmt.Errorf("%s %q is at version %d, not %d: %w", what, name, current, ifVersion, sts.ErrPreconditionFailed)
+	}
+	return nil
+}
+
+// remove deletes, inside tx, the row of table whose column equals key and
+// returns it as scan reads cols, provided its version satisfies ifVersion.
+// A missing row is an sts.ErrNotFound whatever ifVersion says.
+func remove[T any](ctx context.Context, tx pgx.Tx, table, column, cols, what, key string, ifVersion int64, scan func(pgx.Row) (T, error)) (T, error) {
+	var old T
+	current, err := lockVersion(ctx, tx, table, column, what, key, 0)
+	if err != nil {
+		return old, err
+	}
+	if current == 0 {
+		return old, fmt.Errorf("%s %q: %w", what, key, sts.ErrNotFound)
+	}
+	if err := checkVersion(what, key, ifVersion, current); err != nil {
+		return old, err
+	}
+	return scan(tx.QueryRow(ctx, "delete from "+table+" where "+column+" = $1 returning "+cols, key))
+}
+
+// writeError wraps the error of a write (op: put, delete, …) to the
+// resource what/name, marking outages; the store's sentinel errors, whose
+// messages already name the resource, pass through unchanged.
+func writeError(op, what, name string, err error) error {
+	switch {
+	case err == nil, errors.Is(err, sts.ErrNotFound), errors.Is(err, sts.ErrConflict), errors.Is(err, sts.ErrPreconditionFailed):
+		return err
+	}
+	return fmt.Errorf("%s %s %q: %w", op, what, name, unavailable(err))
 }
 
 // queryer is what reads need from a pool or a transaction.
@@ -118,21 +208,6 @@ func uniqueViolation(err error) string {
 		return pgErr.ConstraintName
 	}
 	return ""
-}
-
-// deleteRow deletes the row of table whose key column equals key,
-// announcing kind; what names the resource in errors.
-func (s *Store) deleteRow(ctx context.Context, kind, table, column, what, key string) error {
-	return s.write(ctx, kind, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, "delete from "+table+" where "+column+" = $1", key)
-		if err != nil {
-			return fmt.Errorf("delete %s %q: %w", what, key, unavailable(err))
-		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("%s %q: %w", what, key, sts.ErrNotFound)
-		}
-		return nil
-	})
 }
 
 // unavailable marks err with sts.ErrUnavailable when it says the database

@@ -10,9 +10,11 @@ import (
 
 // tokenClaims are the claims the token service sets itself (RFC 9068 §2.2).
 type tokenClaims struct {
-	Issuer   string
-	Subject  string
-	Audience string
+	Issuer  string
+	Subject string
+	// Audience is one target, encoded as a string, or several, encoded as
+	// an array (RFC 7519 §4.1.3).
+	Audience []string
 	Expiry   int64
 	IssuedAt int64
 	JTI      string
@@ -27,7 +29,7 @@ func (t *tokenClaims) marshal(extra []policy.Claim) ([]byte, error) {
 	b := make([]byte, 0, 512)
 	b = appendStringField(b, '{', "iss", t.Issuer)
 	b = appendStringField(b, ',', "sub", t.Subject)
-	b = appendStringField(b, ',', "aud", t.Audience)
+	b = appendAudience(b, t.Audience)
 	b = strconv.AppendInt(append(b, `,"exp":`...), t.Expiry, 10)
 	b = strconv.AppendInt(append(b, `,"iat":`...), t.IssuedAt, 10)
 	b = appendStringField(b, ',', "jti", t.JTI)
@@ -44,6 +46,20 @@ func (t *tokenClaims) marshal(extra []policy.Claim) ([]byte, error) {
 		b = append(append(b, ':'), v...)
 	}
 	return append(b, '}'), nil
+}
+
+func appendAudience(b []byte, aud []string) []byte {
+	if len(aud) == 1 {
+		return appendStringField(b, ',', "aud", aud[0])
+	}
+	b = append(appendString(append(b, ','), "aud"), ':', '[')
+	for i, a := range aud {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, a)
+	}
+	return append(b, ']')
 }
 
 func appendStringField(b []byte, sep byte, name, value string) []byte {

@@ -43,7 +43,7 @@ func keyOrder(t testing.TB, b []byte) []string {
 
 func baseClaims() tokenClaims {
 	return tokenClaims{
-		Issuer: "https://sts.example.test", Subject: "auth0|42", Audience: "https://orders.example.test",
+		Issuer: "https://sts.example.test", Subject: "auth0|42", Audience: []string{"https://orders.example.test"},
 		Expiry: 1772366700, IssuedAt: 1772366400, JTI: "jti-1", ClientID: "gateway", Scope: "orders:read orders:write",
 	}
 }
@@ -88,11 +88,14 @@ func TestTokenClaimsMarshal(t *testing.T) {
 			want:   func(m map[string]any) { m["iss"] = "https://a.test/?x=<y>&z" }},
 		{name: "every string field is escaped",
 			change: func(c *tokenClaims) {
-				c.Issuer, c.Audience, c.JTI, c.ClientID, c.Scope = "i\"", "a\\", "j\n", "c\x00", "s\"t"
+				c.Issuer, c.Audience, c.JTI, c.ClientID, c.Scope = "i\"", []string{"a\\"}, "j\n", "c\x00", "s\"t"
 			},
 			want: func(m map[string]any) {
 				m["iss"], m["aud"], m["jti"], m["client_id"], m["scope"] = "i\"", "a\\", "j\n", "c\x00", "s\"t"
 			}},
+		{name: "several audiences are an array",
+			change: func(c *tokenClaims) { c.Audience = []string{"https://a.test", "b\"c"} },
+			want:   func(m map[string]any) { m["aud"] = []any{"https://a.test", "b\"c"} }},
 		{name: "negative and zero times",
 			change: func(c *tokenClaims) { c.Expiry, c.IssuedAt = 0, -1 },
 			want:   func(m map[string]any) { m["exp"], m["iat"] = json.Number("0"), json.Number("-1") }},

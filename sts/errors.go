@@ -55,6 +55,10 @@ var (
 	// ErrConflict: the write would break a uniqueness rule (two issuers with
 	// one URL, two policies for one audience).
 	ErrConflict = errors.New("conflict")
+	// ErrPreconditionFailed: a conditional write found the resource at
+	// another version than the caller expected (or present when it had to be
+	// absent); someone else changed it first.
+	ErrPreconditionFailed = errors.New("precondition failed")
 	// ErrUnavailable: the store cannot be reached; try again later.
 	ErrUnavailable = errors.New("store unavailable")
 )

@@ -1,9 +1,11 @@
 package sts
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -78,47 +80,72 @@ func NewExchanger(signer Signer, opts Options) *Exchanger {
 // Exchange validates req, verifies its subject token, applies the policy of
 // the requested audience and mints the token.
 func (e *Exchanger) Exchange(ctx context.Context, req Request) (*Response, error) {
+	asked := req.RequestedTokenType
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
 	snap := e.snap.Load()
-	if _, ok := snap.clients[req.ClientID]; !ok {
-		return nil, errorf(InvalidClient, "The client is unknown.", nil)
-	}
-	pol, aud, err := snap.policyFor(req)
+	pol, targets, kind, err := snap.authorize(&req, asked, nil)
 	if err != nil {
 		return nil, err
-	}
-	if !pol.AllowsClient(req.ClientID) {
-		return nil, errorf(UnauthorizedClient, "This client may not request tokens for audience "+quote(aud)+".", nil)
-	}
-	granted := pol.GrantScopes(req.Scopes)
-	if len(req.Scopes) > 0 && len(granted) == 0 {
-		return nil, errorf(InvalidScope, "None of the requested scopes may be granted for audience "+quote(aud)+".", nil)
 	}
 	subj, err := snap.verifySubject(ctx, req, pol)
 	if err != nil {
 		return nil, err
 	}
-	return e.mint(req, pol, aud, subj, granted)
+	d, err := decide(&req, pol, targets, subj, kind, nil)
+	if err != nil {
+		return nil, err
+	}
+	return e.mint(&d)
+}
+
+// authorize finds the policy for the request's targets (or checks that
+// override serves them), checks that the client may ask for them and
+// decides the kind of token. asked is the requested_token_type as sent.
+func (s *snapshot) authorize(req *Request, asked string, override *policy.Compiled) (*policy.Compiled, []string, tokenKind, error) {
+	if _, ok := s.clients[req.ClientID]; !ok {
+		return nil, nil, tokenKind{}, errorf(InvalidClient, "The client is unknown.", nil)
+	}
+	pol, targets, err := s.policyFor(req, override)
+	if err != nil {
+		return nil, nil, tokenKind{}, err
+	}
+	if !pol.AllowsClient(req.ClientID) {
+		return nil, nil, tokenKind{}, errorf(UnauthorizedClient, "This client may not request tokens for audience "+quote(targets[0])+".", nil)
+	}
+	kind, err := tokenKindFor(pol, asked)
+	return pol, targets, kind, err
 }
 
 // policyFor finds the one policy serving every audience and resource of the
-// request. Several targets are accepted only when they all name the same
-// audience: a token has one audience and one policy decides its content.
-func (s *snapshot) policyFor(req Request) (*policy.Compiled, string, error) {
-	var aud string
-	for _, t := range slices.Concat(req.Audiences, req.Resources) {
-		if aud != "" && t != aud {
-			return nil, "", errorf(InvalidTarget, "All 'audience' and 'resource' values must name the same target; one token serves one audience.", nil)
+// request and returns the distinct targets, audiences first, in request
+// order. Targets served by different policies are refused: one policy
+// decides the content of one token. With override, every target must be
+// one of its own.
+func (s *snapshot) policyFor(req *Request, override *policy.Compiled) (*policy.Compiled, []string, error) {
+	var pol *policy.Compiled
+	targets := make([]string, 0, 1)
+	for _, list := range [2][]string{req.Audiences, req.Resources} {
+		for _, t := range list {
+			if slices.Contains(targets, t) {
+				continue
+			}
+			p, ok := s.byAudience[t]
+			if override != nil {
+				p, ok = override, override.Serves(t)
+			}
+			switch {
+			case !ok:
+				return nil, nil, errorf(InvalidTarget, "No policy serves the audience "+quote(t)+".", nil)
+			case pol != nil && p != pol:
+				return nil, nil, errorf(InvalidTarget, "The targets "+quote(targets[0])+" and "+quote(t)+" are served by different policies; one token is minted under one policy.", nil)
+			}
+			pol = p
+			targets = append(targets, t)
 		}
-		aud = t
 	}
-	pol, ok := s.byAudience[aud]
-	if !ok {
-		return nil, "", errorf(InvalidTarget, "No policy serves the audience "+quote(aud)+".", nil)
-	}
-	return pol, aud, nil
+	return pol, targets, nil
 }
 
 // verifySubject verifies the subject token against the trusted issuer it
@@ -137,52 +164,130 @@ func (s *snapshot) verifySubject(ctx context.Context, req Request, pol *policy.C
 		return nil, errorf(InvalidRequest, "Issuer "+quote(v.issuer.Name)+" does not accept subject_token_type "+req.SubjectTokenType+".", nil)
 	}
 	if !pol.AllowsIssuer(v.issuer.Name) {
-		return nil, errorf(InvalidRequest, "Policy "+quote(pol.Policy.Name)+" does not accept subject tokens from issuer "+quote(v.issuer.Name)+".", nil)
+		return nil, issuerRefused(pol, v.issuer.Name)
 	}
 	return v.verify(ctx, req.SubjectToken)
 }
 
-// mint builds, signs and describes the new token.
-func (e *Exchanger) mint(req Request, pol *policy.Compiled, aud string, subj *Subject, scope []string) (*Response, error) {
-	now := e.opts.Now().Truncate(time.Second)
-	exp := now.Add(pol.Lifetime(e.opts.DefaultLifetime))
-	if subj.Expiry.Before(exp) {
-		exp = subj.Expiry.Truncate(time.Second)
+func issuerRefused(pol *policy.Compiled, issuer string) error {
+	return errorf(InvalidRequest, "Policy "+quote(pol.Policy.Name)+" does not accept subject tokens from issuer "+quote(issuer)+".", nil)
+}
+
+// decision is what a policy decided for one request: everything mint needs.
+type decision struct {
+	req     *Request
+	pol     *policy.Compiled
+	targets []string
+	subj    *Subject
+	kind    tokenKind
+	scope   []string
+	claims  []policy.Claim
+}
+
+// decide grants the scope and evaluates the policy's conditions and claims
+// for a verified subject. With a trace, every step is explained.
+func decide(req *Request, pol *policy.Compiled, targets []string, subj *Subject, kind tokenKind, tr *policy.Trace) (decision, error) {
+	granted := pol.GrantScopes(req.Scopes, policy.SubjectScopes(subj.Claims))
+	if len(req.Scopes) > 0 && len(granted) == 0 {
+		return decision{}, errorf(InvalidScope, "None of the requested scopes may be granted for audience "+quote(targets[0])+": the policy does not allow them or the subject token does not hold them.", nil)
 	}
-	if !exp.After(now) {
-		return nil, errorf(InvalidRequest, "The subject token expires too soon to be exchanged.", nil)
-	}
-	jti := newJTI()
-	t := tokenClaims{
-		Issuer: e.opts.Issuer, Subject: subj.Subject, Audience: aud,
-		Expiry: exp.Unix(), IssuedAt: now.Unix(), JTI: jti, ClientID: req.ClientID,
-		Scope: strings.Join(scope, " "),
-	}
-	payload, err := t.marshal(pol.Apply(subj.Claims, make([]policy.Claim, 0, 8)))
+	in := &policy.Input{Subject: subj.Claims, Issuer: subj.Issuer.Name, Request: policy.Request{
+		ClientID: req.ClientID, Audiences: targets, Scopes: req.Scopes, GrantedScopes: granted,
+		SubjectTokenType: req.SubjectTokenType, RequestedTokenType: kind.issued,
+	}}
+	claims, err := pol.Evaluate(in, make([]policy.Claim, 0, 8), tr)
 	if err != nil {
-		return nil, errorf(ServerError, "The token could not be built.", err)
+		var denied *policy.Denied
+		if errors.As(err, &denied) {
+			return decision{}, errorf(InvalidRequest, "Policy "+quote(pol.Policy.Name)+": "+denied.Reason+".", err)
+		}
+		return decision{}, errorf(ServerError, "The policy could not be evaluated.", err)
 	}
-	typ, tokenType := "at+jwt", "Bearer"
-	if req.RequestedTokenType == TokenTypeJWT {
-		typ, tokenType = "JWT", "N_A"
+	return decision{req: req, pol: pol, targets: targets, subj: subj, kind: kind, scope: granted, claims: claims}, nil
+}
+
+// mint builds, signs and describes the new token.
+func (e *Exchanger) mint(d *decision) (*Response, error) {
+	t, payload, err := e.build(d)
+	if err != nil {
+		return nil, err
 	}
-	token, err := e.signer.Sign(typ, payload)
+	token, err := e.signer.Sign(d.kind.typ, payload)
 	if err != nil {
 		return nil, errorf(ServerError, "The token could not be signed.", err)
 	}
 	return &Response{
 		AccessToken:     token,
-		IssuedTokenType: req.RequestedTokenType,
-		TokenType:       tokenType,
-		ExpiresIn:       int64(exp.Sub(now) / time.Second),
-		Scope:           scope,
-		ScopeChanged:    !slices.Equal(scope, req.Scopes),
-		Subject:         subj.Subject,
-		Audience:        aud,
-		Policy:          pol.Policy.Name,
-		Issuer:          subj.Issuer.Name,
-		JTI:             jti,
+		IssuedTokenType: d.kind.issued,
+		TokenType:       d.kind.tokenType,
+		ExpiresIn:       t.Expiry - t.IssuedAt,
+		Scope:           d.scope,
+		ScopeChanged:    !slices.Equal(d.scope, d.req.Scopes),
+		Subject:         d.subj.Subject,
+		Audience:        strings.Join(d.targets, " "),
+		Policy:          d.pol.Policy.Name,
+		Issuer:          d.subj.Issuer.Name,
+		JTI:             t.JTI,
 	}, nil
+}
+
+// build sets the registered claims of the token d describes and encodes
+// them, followed by the policy's claims. The lifetime is the policy's,
+// capped at the subject's expiry when it has one.
+func (e *Exchanger) build(d *decision) (tokenClaims, []byte, error) {
+	now := e.opts.Now().Truncate(time.Second)
+	exp := now.Add(d.pol.Lifetime(e.opts.DefaultLifetime))
+	if !d.subj.Expiry.IsZero() && d.subj.Expiry.Before(exp) {
+		exp = d.subj.Expiry.Truncate(time.Second)
+	}
+	if !exp.After(now) {
+		return tokenClaims{}, nil, errorf(InvalidRequest, "The subject token expires too soon to be exchanged.", nil)
+	}
+	t := tokenClaims{
+		Issuer: e.opts.Issuer, Subject: d.subj.Subject, Audience: d.targets,
+		Expiry: exp.Unix(), IssuedAt: now.Unix(), JTI: newJTI(), ClientID: d.req.ClientID,
+		Scope: strings.Join(d.scope, " "),
+	}
+	payload, err := t.marshal(d.claims)
+	if err != nil {
+		return tokenClaims{}, nil, errorf(ServerError, "The token could not be built.", err)
+	}
+	return t, payload, nil
+}
+
+// tokenKind is what a minted token is: its JWS "typ", its token_type and
+// its issued_token_type.
+type tokenKind struct {
+	typ       string
+	tokenType string
+	issued    string
+}
+
+var (
+	accessTokenKind = tokenKind{typ: "at+jwt", tokenType: "Bearer", issued: TokenTypeAccessToken}
+	jwtKind         = tokenKind{typ: "JWT", tokenType: "N_A", issued: TokenTypeJWT}
+)
+
+// tokenKindFor applies the token type rule. A policy's token_type fixes
+// the kind of token; a request that asks for the other kind is refused.
+// A policy without one lets the request choose, an access token by
+// default. asked is a valid requested_token_type or "".
+func tokenKindFor(pol *policy.Compiled, asked string) (tokenKind, error) {
+	fixed := ""
+	switch pol.Policy.TokenType {
+	case policy.TokenTypeAccessToken:
+		fixed = TokenTypeAccessToken
+	case policy.TokenTypeJWT:
+		fixed = TokenTypeJWT
+	}
+	want := cmp.Or(asked, fixed, TokenTypeAccessToken)
+	if fixed != "" && want != fixed {
+		return tokenKind{}, errorf(InvalidRequest, "Policy "+quote(pol.Policy.Name)+" issues only "+fixed+" tokens; ask for that 'requested_token_type' or none.", nil)
+	}
+	if want == TokenTypeJWT {
+		return jwtKind, nil
+	}
+	return accessTokenKind, nil
 }
 
 func newJTI() string {

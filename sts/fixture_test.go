@@ -108,6 +108,7 @@ func (ti *testIdP) claims(now time.Time) map[string]any {
 		"sub":                testSubject,
 		"aud":                []string{testIdPAud, ti.URL() + "/userinfo"},
 		"azp":                "dev-spa",
+		"scope":              "openid orders:read orders:write",
 		"iat":                now.Unix(),
 		"exp":                now.Add(time.Hour).Unix(),
 		"permissions":        perms,

@@ -3,6 +3,7 @@ package sts
 import (
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -36,6 +37,9 @@ type Request struct {
 	RequestedTokenType string
 }
 
+// MaxTargets bounds the audience and resource values of one request.
+const MaxTargets = 16
+
 // Validate checks the request's parameters before any token is looked at.
 func (r *Request) Validate() error {
 	switch {
@@ -47,12 +51,21 @@ func (r *Request) Validate() error {
 		return errorf(InvalidRequest, "The 'subject_token' parameter is too long.", nil)
 	case r.SubjectTokenType == "":
 		return errorf(InvalidRequest, "The 'subject_token_type' parameter is required.", nil)
-	case !slices.Contains(SubjectTokenTypes, r.SubjectTokenType):
+	}
+	return r.validateRest()
+}
+
+// validateRest checks everything but the client and the subject token.
+func (r *Request) validateRest() error {
+	switch {
+	case r.SubjectTokenType != "" && !slices.Contains(SubjectTokenTypes, r.SubjectTokenType):
 		return errorf(InvalidRequest, "The 'subject_token_type' must be one of "+strings.Join(SubjectTokenTypes, ", ")+".", nil)
 	case r.ActorToken != "" || r.ActorTokenType != "":
 		return errorf(InvalidRequest, "Delegation is not supported yet: send no 'actor_token' or 'actor_token_type'.", nil)
 	case len(r.Audiences)+len(r.Resources) == 0:
 		return errorf(InvalidRequest, "At least one 'audience' or 'resource' parameter is required.", nil)
+	case len(r.Audiences)+len(r.Resources) > MaxTargets:
+		return errorf(InvalidTarget, "At most "+strconv.Itoa(MaxTargets)+" 'audience' and 'resource' values are accepted.", nil)
 	}
 	switch r.RequestedTokenType {
 	case "":
@@ -87,7 +100,8 @@ type Response struct {
 	Scope        []string
 	ScopeChanged bool
 	// Subject, Audience, Policy, Issuer and JTI describe the exchange for
-	// logs (log a hash of Subject, never the value).
+	// logs (log a hash of Subject, never the value). Audience holds the
+	// targets, separated by spaces when there are several.
 	Subject  string
 	Audience string
 	Policy   string

@@ -3,6 +3,10 @@ package sts
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/claimbridge/claimbridge/policy"
@@ -13,7 +17,8 @@ import (
 type snapshot struct {
 	issuers    map[string]*issuerVerifier // by issuer URL
 	clients    map[string]*Client         // by client ID
-	byAudience map[string]*policy.Compiled
+	policies   map[string]*policy.Compiled
+	byAudience map[string]*policy.Compiled // by target: audience and audiences
 	loadedAt   time.Time
 }
 
@@ -21,6 +26,10 @@ type snapshot struct {
 // unchanged issuers are carried over so their JWKS caches survive; compiled
 // policies whose version did not change are reused. A stored policy that no
 // longer compiles is skipped and logged, never served half-applied.
+//
+// Each target is served by one policy: a policy's audience is its own (the
+// store keeps audiences unique); a target that two policies list in their
+// audiences is served by neither and logged, never by a guess.
 func (e *Exchanger) Load(state State) {
 	e.loadMu.Lock()
 	defer e.loadMu.Unlock()
@@ -28,6 +37,7 @@ func (e *Exchanger) Load(state State) {
 	next := &snapshot{
 		issuers:    make(map[string]*issuerVerifier, len(state.Issuers)),
 		clients:    make(map[string]*Client, len(state.Clients)),
+		policies:   make(map[string]*policy.Compiled, len(state.Policies)),
 		byAudience: make(map[string]*policy.Compiled, len(state.Policies)),
 		loadedAt:   e.opts.Now(),
 	}
@@ -49,21 +59,68 @@ func (e *Exchanger) Load(state State) {
 		c := state.Clients[i]
 		next.clients[c.ID] = &c
 	}
-	for _, p := range state.Policies {
+	e.loadPolicies(old, next, state.Policies)
+	next.indexTargets(e.opts.Logger)
+	e.snap.Store(next)
+}
+
+// loadPolicies puts state's policies into next: the compiled policy of
+// old when its version is unchanged, else a fresh compilation. Compiling
+// CEL is the slow part of a load, so it runs on every CPU.
+func (e *Exchanger) loadPolicies(old, next *snapshot, policies []policy.Policy) {
+	var changed []policy.Policy
+	for _, p := range policies {
 		if old != nil {
-			if prev := old.byAudience[p.Audience]; prev != nil && prev.Policy.Name == p.Name && prev.Policy.Version == p.Version && prev.Policy.UpdatedAt.Equal(p.UpdatedAt) {
-				next.byAudience[p.Audience] = prev
+			if prev := old.policies[p.Name]; prev != nil && prev.Policy.Version == p.Version && prev.Policy.UpdatedAt.Equal(p.UpdatedAt) {
+				next.policies[p.Name] = prev
 				continue
 			}
 		}
-		c, err := policy.Compile(p)
-		if err != nil {
-			e.opts.Logger.Error("skipping a stored policy that does not compile", "policy", p.Name, "err", err)
+		changed = append(changed, p)
+	}
+	compiled := make([]*policy.Compiled, len(changed))
+	errs := make([]error, len(changed))
+	var cursor atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(changed)) {
+		wg.Go(func() {
+			for i := int(cursor.Add(1) - 1); i < len(changed); i = int(cursor.Add(1) - 1) {
+				compiled[i], errs[i] = policy.Compile(changed[i])
+			}
+		})
+	}
+	wg.Wait()
+	for i, p := range changed {
+		if errs[i] != nil {
+			e.opts.Logger.Error("skipping a stored policy that does not compile", "policy", p.Name, "err", errs[i])
 			continue
 		}
-		next.byAudience[p.Audience] = c
+		next.policies[p.Name] = compiled[i]
 	}
-	e.snap.Store(next)
+}
+
+// indexTargets maps every target to the policy serving it: audiences
+// first, then the further audiences no other policy claims.
+func (s *snapshot) indexTargets(log *slog.Logger) {
+	for _, c := range s.policies {
+		s.byAudience[c.Policy.Audience] = c
+	}
+	claimedBy := make(map[string]string)
+	for _, c := range s.policies {
+		for _, t := range c.Policy.Audiences {
+			if owner := s.byAudience[t]; owner != nil && owner.Policy.Audience == t {
+				log.Error("a target listed in a policy's audiences is another policy's audience; it stays that policy's", "target", t, "policy", c.Policy.Name, "owner", owner.Policy.Name)
+				continue
+			}
+			if other, ok := claimedBy[t]; ok {
+				log.Error("two policies list the same target in their audiences; it is served by neither", "target", t, "policies", []string{other, c.Policy.Name})
+				delete(s.byAudience, t)
+				continue
+			}
+			claimedBy[t] = c.Policy.Name
+			s.byAudience[t] = c
+		}
+	}
 }
 
 func (e *Exchanger) verifierConfig() verifierConfig {
@@ -128,5 +185,5 @@ func (e *Exchanger) Stats() (issuers, clients, policies int, loadedAt time.Time)
 	if s == nil {
 		return 0, 0, 0, time.Time{}
 	}
-	return len(s.issuers), len(s.clients), len(s.byAudience), s.loadedAt
+	return len(s.issuers), len(s.clients), len(s.policies), s.loadedAt
 }

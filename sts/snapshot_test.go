@@ -118,7 +118,7 @@ func TestLoadReusesCompiledPolicies(t *testing.T) {
 			f.ex.Load(state)
 			after := f.ex.snap.Load().byAudience[testAudience]
 			require.NotSame(t, before, after)
-			require.Equal(t, []string{"orders:admin"}, after.GrantScopes([]string{"orders:read", "orders:admin"}), "the new version is served")
+			require.Equal(t, []string{"orders:admin"}, after.GrantScopes([]string{"orders:read", "orders:admin"}, []string{"orders:read", "orders:admin"}), "the new version is served")
 			f.ex.Load(f.state) // back to the original for the next case
 			before = f.ex.snap.Load().byAudience[testAudience]
 		})

@@ -27,6 +27,8 @@ type Config struct {
 	DatabaseURL     string        `yaml:"database_url"`
 	KEKFile         string        `yaml:"kek_file"`
 	AdminTokens     stringList    `yaml:"admin_tokens"`
+	AdminReadTokens stringList    `yaml:"admin_read_tokens"`
+	AdminJWT        adminJWT      `yaml:",inline"`
 	TokenLifetime   time.Duration `yaml:"token_lifetime"`
 	ClockSkew       time.Duration `yaml:"clock_skew"`
 	ReloadInterval  time.Duration `yaml:"reload_interval"`
@@ -39,6 +41,7 @@ type Config struct {
 	DevDir          string        `yaml:"dev_dir"`
 	DevPostgresPort int           `yaml:"dev_postgres_port"`
 	DevIdPAddr      string        `yaml:"dev_idp_addr"`
+	Keys            keyConfig     `yaml:",inline"`
 
 	// KEK comes only from the environment (CLAIMBRIDGE_KEK), never from a
 	// flag (visible in ps) or the file.
@@ -60,6 +63,8 @@ func defaultConfig() Config {
 		DevDir:          ".claimbridge/dev",
 		DevPostgresPort: 54329,
 		DevIdPAddr:      "127.0.0.1:9090",
+		Keys:            defaultKeyConfig(),
+		AdminJWT:        adminJWT{RoleClaim: "roles", WriteRole: "claimbridge:write", ReadRole: "claimbridge:read"},
 	}
 }
 
@@ -70,7 +75,9 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "listen address of the admin listener (/admin/v1)")
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "Postgres URL (required unless --dev)")
 	fs.StringVar(&c.KEKFile, "kek-file", c.KEKFile, "file holding the 32-byte key-encryption key (base64 or hex); or set CLAIMBRIDGE_KEK")
-	fs.Var(&c.AdminTokens, "admin-tokens", "comma-separated admin bearer tokens (prefer the environment or the file)")
+	fs.Var(&c.AdminTokens, "admin-tokens", "comma-separated admin bearer tokens of the write role (prefer the environment or the file)")
+	fs.Var(&c.AdminReadTokens, "admin-read-tokens", "comma-separated admin bearer tokens of the read role: GET only (prefer the environment or the file)")
+	c.AdminJWT.bindFlags(fs)
 	fs.DurationVar(&c.TokenLifetime, "token-lifetime", c.TokenLifetime, "lifetime of minted tokens for policies that set none")
 	fs.DurationVar(&c.ClockSkew, "clock-skew", c.ClockSkew, "tolerance for subject token exp/nbf/iat (at most 5m)")
 	fs.DurationVar(&c.ReloadInterval, "reload-interval", c.ReloadInterval, "periodic full reload of the configuration snapshot")
@@ -83,16 +90,26 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DevDir, "dev-dir", c.DevDir, "directory of the development state (Postgres cluster, KEK, secrets)")
 	fs.IntVar(&c.DevPostgresPort, "dev-postgres-port", c.DevPostgresPort, "port of the development Postgres cluster")
 	fs.StringVar(&c.DevIdPAddr, "dev-idp-addr", c.DevIdPAddr, "listen address of the development IdP in --dev (empty: none)")
+	c.Keys.bindFlags(fs)
 }
 
 // loadConfig reads flags, environment and file. The file path comes from
 // --config or CLAIMBRIDGE_CONFIG.
 func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (Config, *flag.FlagSet, error) {
+	return loadConfigWith(name, args, getenv, stderr, nil)
+}
+
+// loadConfigWith is loadConfig for a subcommand that has flags of its own,
+// which extra binds (they come from the command line only).
+func loadConfigWith(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, *flag.FlagSet, error) {
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", getenv("CLAIMBRIDGE_CONFIG"), "YAML configuration file")
 	cfg.bindFlags(fs)
+	if extra != nil {
+		extra(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, fs, err
 	}
@@ -120,6 +137,7 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		}
 	})
 	final.KEK = getenv("CLAIMBRIDGE_KEK")
+	final.Keys.OldKEK = getenv("CLAIMBRIDGE_OLD_KEK")
 	return final, fs, errors.Join(errs...)
 }
 
@@ -172,14 +190,12 @@ func (c *Config) Validate() error {
 	if c.KEK == "" && c.KEKFile == "" && !c.Dev {
 		add("kek: set CLAIMBRIDGE_KEK or --kek-file (32 random bytes, base64 or hex; e.g. openssl rand -base64 32)")
 	}
-	if len(c.AdminTokens) == 0 && !c.Dev {
-		add("admin-tokens: at least one admin token is required (CLAIMBRIDGE_ADMIN_TOKENS)")
+	if len(c.AdminTokens) == 0 && c.AdminJWT.Issuer == "" && !c.Dev {
+		add("admin-tokens: at least one admin token is required (CLAIMBRIDGE_ADMIN_TOKENS), unless admins sign in with JWTs (--admin-jwt-issuer)")
 	}
-	for i, t := range c.AdminTokens {
-		if len(t) < 16 {
-			add("admin-tokens[%d]: must be at least 16 characters", i)
-		}
-	}
+	errs = append(errs, validateAdminTokens(c.AdminTokens, c.AdminReadTokens)...)
+	errs = append(errs, c.AdminJWT.validate(c.Dev)...)
+	errs = append(errs, c.validateKeys()...)
 	within := func(name string, d, lo, hi time.Duration) {
 		if d < lo || d > hi {
 			add("%s: %s must be between %s and %s", name, d, lo, hi)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/claimbridge/claimbridge/admin"
 	"github.com/claimbridge/claimbridge/internal/devidp"
 	"github.com/claimbridge/claimbridge/keys"
 	"github.com/claimbridge/claimbridge/policy"
@@ -120,12 +121,12 @@ func (d *devEnv) stop(log *slog.Logger) {
 // devStore is what seeding needs of the store.
 type devStore interface {
 	GetIssuer(ctx context.Context, name string) (sts.Issuer, error)
-	PutIssuer(ctx context.Context, iss sts.Issuer) (sts.Issuer, bool, error)
+	PutIssuer(ctx context.Context, iss sts.Issuer, ifVersion int64) (sts.Issuer, bool, error)
 	GetClient(ctx context.Context, id string) (sts.Client, error)
-	PutClient(ctx context.Context, c sts.Client) (sts.Client, bool, error)
+	PutClient(ctx context.Context, c sts.Client, ifVersion int64) (sts.Client, bool, error)
 	SetClientSecret(ctx context.Context, id string, hash []byte) (sts.Client, error)
 	GetPolicy(ctx context.Context, name string) (policy.Policy, error)
-	PutPolicy(ctx context.Context, p policy.Policy) (policy.Policy, bool, error)
+	PutPolicy(ctx context.Context, p policy.Policy, ifVersion int64) (policy.Policy, bool, error)
 }
 
 // seed creates the issuer, client and policy of the quickstart where they
@@ -145,6 +146,7 @@ func (d *devEnv) seed(ctx context.Context, store devStore, out io.Writer, cfg Co
 			{Claim: "permissions"},
 			{Claim: "roles", From: devidp.RolesClaim},
 			{Claim: "email"},
+			{Claim: "orders", Expression: `subject.permissions.filter(p, p.startsWith("orders:"))`},
 		},
 		Scopes: []string{"orders:read", "orders:write"},
 	}
@@ -171,12 +173,12 @@ Claimbridge is running in development mode.
 }
 
 // seedOne puts v under name unless a resource of that name exists.
-func seedOne[T any](ctx context.Context, get func(context.Context, string) (T, error), put func(context.Context, T) (T, bool, error), name string, v T) error {
+func seedOne[T any](ctx context.Context, get func(context.Context, string) (T, error), put func(context.Context, T, int64) (T, bool, error), name string, v T) error {
 	_, err := get(ctx, name)
 	if !errors.Is(err, sts.ErrNotFound) {
 		return err
 	}
-	_, _, err = put(ctx, v)
+	_, _, err = put(ctx, v, admin.IfAbsent)
 	return err
 }
 
@@ -193,7 +195,7 @@ func (d *devEnv) seedClient(ctx context.Context, store devStore, secretFile stri
 	}
 	secret, hash := sts.NewClientSecret()
 	if errors.Is(err, sts.ErrNotFound) {
-		_, _, err = store.PutClient(ctx, sts.Client{ID: devClientID, Description: "development gateway (seeded by --dev)", SecretHash: hash})
+		_, _, err = store.PutClient(ctx, sts.Client{ID: devClientID, Description: "development gateway (seeded by --dev)", SecretHash: hash}, admin.IfAbsent)
 	} else {
 		_, err = store.SetClientSecret(ctx, devClientID, hash)
 	}

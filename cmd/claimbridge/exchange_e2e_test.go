@@ -66,7 +66,7 @@ func TestExchangeEndToEnd(t *testing.T) {
 		require.Equal(t, http.StatusOK, status, body)
 		require.Equal(t, "N_A", body["token_type"])
 		require.Equal(t, "urn:ietf:params:oauth:token-type:jwt", body["issued_token_type"])
-		require.NotContains(t, body, "scope", "no scope requested, none granted: identical, so omitted")
+		require.Equal(t, "orders:read orders:write", body["scope"], "no scope requested: the policy's scopes the subject holds are granted, and returned since they differ")
 		require.Equal(t, "JWT", tokenHeader(t, body["access_token"].(string))["typ"])
 	})
 	t.Run("client_secret_post", func(t *testing.T) {

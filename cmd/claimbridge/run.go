@@ -16,6 +16,9 @@ Usage:
   claimbridge migrate up|status [flags] apply or show the database migrations
   claimbridge devidp [flags]           run the development identity provider alone
   claimbridge verify [flags] TOKEN     verify a minted token through our JWKS and print its claims
+  claimbridge apply -f DIR|FILE [flags] apply YAML documents through the admin API (--dry-run, --prune)
+  claimbridge get KIND [NAME] [flags]  print issuers, clients, policies or all as YAML documents
+  claimbridge keys list|rotate|revoke|rewrap [flags] administer the signing keys
 
 Run 'claimbridge COMMAND -h' for a command's flags.
 `
@@ -37,6 +40,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = devIdP(ctx, rest, stdout, stderr)
 	case "verify":
 		err = verifyToken(ctx, rest, stdout, stderr)
+	case "apply":
+		err = applyCommand(ctx, rest, getenv, stdout, stderr)
+	case "get":
+		err = getCommand(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		err = keysCommand(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

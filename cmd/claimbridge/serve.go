@@ -49,11 +49,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := ensureSchema(ctx, store, cfg.Dev, log); err != nil {
 		return err
 	}
-	ring := keys.NewRing(store, kek, keys.RingOptions{JWKSMaxAge: cfg.JWKSMaxAge})
-	if err := ring.Init(ctx); err != nil {
-		return fmt.Errorf("signing keys: %w", err)
+	ring, err := startKeys(ctx, cfg, store, kek, log)
+	if err != nil {
+		return err
 	}
-	log.Info("signing key ready", "kid", ring.KeyID(), "kek_id", kek.ID())
 	if dev != nil {
 		if err := dev.seed(ctx, store, stdout, cfg); err != nil {
 			return err
@@ -75,6 +74,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := keepCurrent(ctx, &bg, cfg, store, ring, ex, log); err != nil {
 		return err
 	}
+	bg.Go(func() { ring.Run(ctx) })
 	ready := func(context.Context) error {
 		if _, _, _, at := ex.Stats(); at.IsZero() {
 			return errors.New("configuration not loaded yet")
@@ -84,8 +84,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		return nil
 	}
-	public := api.NewPublic(api.PublicConfig{Issuer: cfg.Issuer, Exchanger: ex, Keys: ring, Ready: ready, Logger: log})
-	admin := api.NewAdmin(api.AdminConfig{Store: store, Tokens: cfg.AdminTokens, Ready: ready, Logger: log})
+	public := api.NewPublic(api.PublicConfig{Issuer: cfg.Issuer, Exchanger: ex, Keys: ring, SigningAlgorithms: ring.Algorithms(), Ready: ready, Logger: log})
+	admin := api.NewAdmin(api.AdminConfig{
+		Store: store, Tokens: cfg.AdminTokens, ReadTokens: cfg.AdminReadTokens, JWT: cfg.AdminJWT.api(), Ready: ready, Logger: log,
+		Preview: ex,
+		Keys:    ring, Metrics: newMetrics(ring),
+	})
 	return serveUntilDone(ctx, cfg, log, map[string]*echo.Echo{cfg.PublicAddr: public, cfg.AdminAddr: admin})
 }
 

@@ -110,8 +110,8 @@ func (p *IdP) Handler() http.Handler {
 	return mux
 }
 
-// serveToken mints a token for the form's sub, permissions (space or comma
-// separated), roles, aud and ttl (seconds), all optional.
+// serveToken mints a token for the form's sub, scope, permissions (space
+// or comma separated), roles, aud and ttl (seconds), all optional.
 func (p *IdP) serveToken(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -133,7 +133,7 @@ func (p *IdP) serveToken(w http.ResponseWriter, r *http.Request) {
 		"sub":         get("sub", "auth0|dev-user"),
 		"aud":         []string{get("aud", p.audience), p.issuer + "/userinfo"},
 		"azp":         "dev-spa",
-		"scope":       "openid profile email",
+		"scope":       get("scope", "openid profile email orders:read orders:write"),
 		"permissions": split(get("permissions", "orders:read orders:write invoices:read")),
 		RolesClaim:    split(get("roles", "admin")),
 		"email":       get("email", "dev@example.com"),

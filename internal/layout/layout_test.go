@@ -1,5 +1,5 @@
 // Package layout holds the test that keeps the dependency rules of
-// docs/architecture.md true: the core (sts, policy, keys) imports no
+// docs/architecture.md true: the core (sts, policy, keys, admin) imports no
 // adapter, and policy is pure.
 package layout
 
