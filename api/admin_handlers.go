@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -14,6 +16,9 @@ import (
 // adminHandlers are straight lines: bind, validate, one store call, render.
 type adminHandlers struct {
 	store AdminStore
+	// algorithms are the configured signing algorithms a policy may name;
+	// nil accepts any the policy package knows.
+	algorithms []string
 }
 
 // issuerBody is the writable part of an issuer.
@@ -121,6 +126,11 @@ func (h *adminHandlers) putPolicy(c echo.Context) error {
 	p.Name, p.Version, p.CreatedAt, p.UpdatedAt = name, 0, time.Time{}, time.Time{}
 	if _, err := policy.Compile(p); err != nil {
 		return err
+	}
+	if alg := p.SigningAlgorithm; alg != "" && h.algorithms != nil && !slices.Contains(h.algorithms, alg) {
+		v := &policy.ValidationError{}
+		v.Add("signing_algorithm", "%q is not configured on this server (configured: %s; see --signing-algorithms)", alg, strings.Join(h.algorithms, " "))
+		return v
 	}
 	return put(c, p, h.store.PutPolicy, policyVersion)
 }

@@ -22,6 +22,8 @@ type KeyAdmin interface {
 	Rotate(ctx context.Context, alg string) ([]keys.Rotation, error)
 	Revoke(ctx context.Context, kid, reason string) (keys.RevokeResult, error)
 	Schedule() keys.Schedule
+	// Algorithms are the configured signing algorithms, the default first.
+	Algorithms() []string
 }
 
 var _ KeyAdmin = (*keys.Ring)(nil)

@@ -328,19 +328,44 @@ func (r *Ring) Sign(typ string, payload []byte) (string, error) {
 }
 
 // SignWith is Sign with the active key of alg, one of the configured
-// algorithms. It fails with an error wrapping ErrNoActiveKey while alg has
-// no active key (an algorithm added to a running cluster signs only after
-// the lead time).
+// algorithms, or of the default algorithm when alg is "". It fails with an
+// error wrapping ErrNoActiveKey while alg has no active key (an algorithm
+// added to a running cluster signs only after the lead time).
 func (r *Ring) SignWith(alg, typ string, payload []byte) (string, error) {
 	g := r.gen.Load()
 	if g == nil {
 		return "", errNotLoaded
 	}
-	s, ok := g.byAlg[alg]
-	if !ok {
-		return "", fmt.Errorf("%w: %q", ErrNoActiveKey, alg)
+	s, err := g.signerFor(alg)
+	if err != nil {
+		return "", err
 	}
 	return sign(s, typ, payload)
+}
+
+// KeyIDFor is the kid that SignWith(alg, …) signs with, or "" when alg has
+// no active key.
+func (r *Ring) KeyIDFor(alg string) string {
+	g := r.gen.Load()
+	if g == nil {
+		return ""
+	}
+	s, err := g.signerFor(alg)
+	if err != nil {
+		return ""
+	}
+	return s.kid
+}
+
+func (g *generation) signerFor(alg string) (*keySigners, error) {
+	if alg == "" {
+		return g.def, nil
+	}
+	s, ok := g.byAlg[alg]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoActiveKey, alg)
+	}
+	return s, nil
 }
 
 func sign(s *keySigners, typ string, payload []byte) (string, error) {

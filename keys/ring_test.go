@@ -158,10 +158,14 @@ func TestRingSignErrors(t *testing.T) {
 		_, err := r.Sign(typ, []byte("{}"))
 		require.ErrorContains(t, err, "unsupported typ", typ)
 	}
-	for _, alg := range []string{"RS256", "", "none", "es256"} {
+	for _, alg := range []string{"RS256", "none", "es256"} {
 		_, err := r.SignWith(alg, TypeJWT, []byte("{}"))
 		require.ErrorIs(t, err, ErrNoActiveKey, alg)
+		require.Empty(t, r.KeyIDFor(alg))
 	}
+	_, err = r.SignWith("", TypeJWT, []byte("{}"))
+	require.NoError(t, err, `"" is the default algorithm`)
+	require.Equal(t, r.KeyID(), r.KeyIDFor(""))
 }
 
 func TestRingJWKS(t *testing.T) {

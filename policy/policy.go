@@ -34,6 +34,10 @@ const (
 	SubjectScopeIgnore    = "ignore"
 )
 
+// SigningAlgorithms are the values of Policy.SigningAlgorithm: the
+// algorithms the token service can sign with.
+var SigningAlgorithms = []string{"ES256", "RS256", "PS256", "EdDSA"}
+
 // Values of Policy.TokenType.
 const (
 	TokenTypeAccessToken = "access_token"
@@ -76,6 +80,10 @@ type Policy struct {
 	// RFC 9068 "at+jwt") or TokenTypeJWT (a plain "JWT"). Empty lets the
 	// request's requested_token_type choose, an access token by default.
 	TokenType string `json:"token_type,omitempty"`
+	// SigningAlgorithm overrides the server's default signing algorithm for
+	// this audience (one of SigningAlgorithms, and configured on the
+	// server); empty means the default.
+	SigningAlgorithm string `json:"signing_algorithm,omitempty"`
 	// TokenLifetimeSeconds is the lifetime of minted tokens; 0 means the
 	// server's default. It never extends beyond the subject token's expiry.
 	TokenLifetimeSeconds int64 `json:"token_lifetime_seconds,omitempty"`

@@ -42,6 +42,7 @@ func validateTail(p *Policy, v *ValidationError) {
 	oneOf(v, "empty_claims", p.EmptyClaims, EmptyKeep, EmptyDrop)
 	oneOf(v, "subject_scope", p.SubjectScope, SubjectScopeIntersect, SubjectScopeIgnore)
 	oneOf(v, "token_type", p.TokenType, TokenTypeAccessToken, TokenTypeJWT)
+	oneOf(v, "signing_algorithm", p.SigningAlgorithm, SigningAlgorithms...)
 	if s := p.TokenLifetimeSeconds; s != 0 {
 		// Compared in seconds: a Duration product could wrap around.
 		if s < int64(MinTokenLifetime/time.Second) || s > int64(MaxTokenLifetime/time.Second) {

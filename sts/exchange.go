@@ -17,10 +17,11 @@ import (
 	"github.com/claimbridge/claimbridge/policy"
 )
 
-// Signer signs the minted tokens with the active key. typ is the JWS "typ"
-// header: "at+jwt" (RFC 9068) or "JWT".
+// Signer signs the minted tokens with the active key of an algorithm, or
+// of the default algorithm when alg is "". typ is the JWS "typ" header:
+// "at+jwt" (RFC 9068) or "JWT".
 type Signer interface {
-	Sign(typ string, payload []byte) (string, error)
+	SignWith(alg, typ string, payload []byte) (string, error)
 }
 
 // Options configure an Exchanger.
@@ -212,7 +213,7 @@ func (e *Exchanger) mint(d *decision) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	token, err := e.signer.Sign(d.kind.typ, payload)
+	token, err := e.signer.SignWith(d.pol.Policy.SigningAlgorithm, d.kind.typ, payload)
 	if err != nil {
 		return nil, errorf(ServerError, "The token could not be signed.", err)
 	}

@@ -2,6 +2,7 @@ package sts
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/claimbridge/claimbridge/keys"
 	"github.com/stretchr/testify/require"
 
 	"github.com/claimbridge/claimbridge/internal/devidp"
@@ -401,7 +404,9 @@ func TestExchangeBeforeLoad(t *testing.T) {
 // failingSigner makes the signer fail.
 type failingSigner struct{}
 
-func (failingSigner) Sign(string, []byte) (string, error) { return "", context.DeadlineExceeded }
+func (failingSigner) SignWith(string, string, []byte) (string, error) {
+	return "", context.DeadlineExceeded
+}
 
 func TestExchangeSignerFailure(t *testing.T) {
 	f := newFixture(t)
@@ -428,4 +433,63 @@ func TestAsError(t *testing.T) {
 	require.ErrorIs(t, other, context.Canceled)
 	require.Equal(t, "invalid_scope: nope", e.Error())
 	require.Equal(t, "server_error: The token service could not complete the request.: context canceled", other.Error())
+}
+
+// TestPolicySigningAlgorithm: a policy may name another configured signing
+// algorithm; a policy naming one without an active key fails as a server
+// error, never by signing with another key.
+func TestPolicySigningAlgorithm(t *testing.T) {
+	f := newFixture(t)
+	raw := make([]byte, 32)
+	_, err := rand.Read(raw)
+	require.NoError(t, err)
+	kek, err := keys.ParseKEK(base64.StdEncoding.EncodeToString(raw))
+	require.NoError(t, err)
+	ring := keys.NewRing(&lifecycleKeys{}, kek, keys.RingOptions{Algorithms: []string{"EdDSA"}, Now: func() time.Time { return testNow }})
+	require.NoError(t, ring.Init(context.Background()))
+	ex := NewExchanger(ring, f.ex.opts)
+	state := f.state
+	state.Policies = testPolicies()
+	for i := range state.Policies {
+		state.Policies[i].SigningAlgorithm = "EdDSA"
+	}
+	ex.Load(state)
+
+	res, err := ex.Exchange(context.Background(), f.request(f.validToken(t)))
+	require.NoError(t, err)
+	jws, err := jose.ParseSignedCompact(res.AccessToken, []jose.SignatureAlgorithm{jose.EdDSA})
+	require.NoError(t, err)
+	require.Equal(t, ring.KeyIDFor("EdDSA"), jws.Signatures[0].Header.KeyID)
+	require.NotEqual(t, ring.KeyID(), jws.Signatures[0].Header.KeyID, "not the default ES256 key")
+
+	for i := range state.Policies {
+		state.Policies[i].SigningAlgorithm = "PS256" // valid, but not configured
+		state.Policies[i].Version++                  // a changed policy has a new version
+	}
+	ex.Load(state)
+	token := f.validToken(t)
+	_, err = ex.Exchange(context.Background(), f.request(token))
+	requireCode(t, err, ServerError, token)
+}
+
+// lifecycleKeys is memKeys with the lifecycle, so that a ring keeps a key
+// per configured algorithm.
+type lifecycleKeys struct{ memKeys }
+
+func (s *lifecycleKeys) UpdateKeys(_ context.Context, plan func([]keys.Key) (keys.Changes, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, err := plan(append([]keys.Key(nil), s.keys...))
+	if err != nil {
+		return err
+	}
+	for _, u := range ch.Update {
+		for i := range s.keys {
+			if s.keys[i].ID == u.ID {
+				s.keys[i] = u
+			}
+		}
+	}
+	s.keys = append(s.keys, ch.Insert...)
+	return nil
 }

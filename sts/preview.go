@@ -79,10 +79,11 @@ type PreviewHeader struct {
 	Typ string `json:"typ"`
 }
 
-// A Signer may tell a preview which key would sign: its key ID, and the
-// algorithms it signs with, the one Sign uses first.
+// A Signer may tell a preview which key would sign: its key ID for an
+// algorithm ("" for the default), and the algorithms it signs with, the
+// default first.
 type (
-	keyIdentifier interface{ KeyID() string }
+	keyIdentifier interface{ KeyIDFor(alg string) string }
 	algorithmList interface{ Algorithms() []string }
 )
 
@@ -113,12 +114,16 @@ func (e *Exchanger) Preview(ctx context.Context, pr PreviewRequest) (*Preview, e
 		return out, nil
 	}
 	out.Decision, out.Claims = DecisionAllow, payload
-	out.Header = &PreviewHeader{Alg: defaultAlgorithm, Typ: d.kind.typ}
+	alg := d.pol.Policy.SigningAlgorithm
+	out.Header = &PreviewHeader{Alg: alg, Typ: d.kind.typ}
 	if k, ok := e.signer.(keyIdentifier); ok {
-		out.Header.Kid = k.KeyID()
+		out.Header.Kid = k.KeyIDFor(alg)
 	}
-	if a, ok := e.signer.(algorithmList); ok && len(a.Algorithms()) > 0 {
+	if a, ok := e.signer.(algorithmList); ok && alg == "" && len(a.Algorithms()) > 0 {
 		out.Header.Alg = a.Algorithms()[0]
+	}
+	if out.Header.Alg == "" {
+		out.Header.Alg = defaultAlgorithm
 	}
 	out.TokenType, out.IssuedTokenType, out.ExpiresIn = d.kind.tokenType, d.kind.issued, t.Expiry-t.IssuedAt
 	out.Scope = t.Scope
