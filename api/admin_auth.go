@@ -91,7 +91,7 @@ func (a *adminAuth) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(logAttrsKey, []slog.Attr{slog.String("actor", actor)})
-		if role < roleWrite && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if role < roleWrite && changes(r) {
 			return newHTTPError(http.StatusForbidden, "This credential has the read role only: it may not change the configuration.", nil)
 		}
 		c.SetRequest(r.WithContext(admin.WithActor(r.Context(), actor)))
@@ -193,4 +193,18 @@ func claimRoles(v any) []string {
 		return roles
 	}
 	return nil
+}
+
+// changes reports whether r may change the configuration: anything but a
+// GET or HEAD, a dry run of a PUT, or a policy preview, which only read.
+func changes(r *http.Request) bool {
+	switch {
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		return false
+	case r.Method == http.MethodPut && r.URL.Query().Get("dry_run") == "true":
+		return false
+	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/policies:preview"):
+		return false
+	}
+	return true
 }

@@ -82,25 +82,29 @@ func adminRequest(h http.Handler, method, path, token string, header map[string]
 	return rec
 }
 
-// TestAdminRoles: the read role may only GET; every role needs a valid
+// TestAdminRoles: the read role may only read (GET, dry runs, previews);
+// every role needs a valid
 // credential; the audit actor names the token, never contains it.
 func TestAdminRoles(t *testing.T) {
 	h, _, actor := newRecordingAdmin()
 	cases := []struct {
-		name, method, token string
-		status              int
+		name, method, path, token string
+		status                    int
 	}{
-		{"read role reads", http.MethodGet, readToken, http.StatusOK},
-		{"read role may not write", http.MethodPut, readToken, http.StatusForbidden},
-		{"read role may not delete", http.MethodDelete, readToken, http.StatusForbidden},
-		{"write role reads", http.MethodGet, writeToken, http.StatusOK},
-		{"write role writes", http.MethodPut, writeToken, http.StatusOK},
-		{"no token", http.MethodGet, "", http.StatusUnauthorized},
-		{"unknown token", http.MethodGet, "unknown-token-0123456789", http.StatusUnauthorized},
+		{"read role reads", http.MethodGet, "/admin/v1/policies/p", readToken, http.StatusOK},
+		{"read role may not write", http.MethodPut, "/admin/v1/policies/p", readToken, http.StatusForbidden},
+		{"read role may dry-run a write", http.MethodPut, "/admin/v1/policies/p?dry_run=true", readToken, http.StatusOK},
+		{"read role may not delete", http.MethodDelete, "/admin/v1/policies/p", readToken, http.StatusForbidden},
+		{"read role may not rotate a secret", http.MethodPost, "/admin/v1/clients/c/secret", readToken, http.StatusForbidden},
+		{"read role may preview (passes the role check)", http.MethodPost, "/admin/v1/policies:preview", readToken, http.StatusNotImplemented},
+		{"write role reads", http.MethodGet, "/admin/v1/policies/p", writeToken, http.StatusOK},
+		{"write role writes", http.MethodPut, "/admin/v1/policies/p", writeToken, http.StatusOK},
+		{"no token", http.MethodGet, "/admin/v1/policies/p", "", http.StatusUnauthorized},
+		{"unknown token", http.MethodGet, "/admin/v1/policies/p", "unknown-token-0123456789", http.StatusUnauthorized},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := adminRequest(h, tc.method, "/admin/v1/policies/p", tc.token, nil)
+			rec := adminRequest(h, tc.method, tc.path, tc.token, nil)
 			require.Equal(t, tc.status, rec.Code, rec.Body.String())
 			if tc.status >= 400 {
 				require.Equal(t, "application/problem+json", rec.Header().Get("Content-Type"))
