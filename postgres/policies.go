@@ -34,6 +34,9 @@ func (s *Store) PutPolicy(ctx context.Context, p policy.Policy, ifVersion int64)
 		if err != nil {
 			return nil, err
 		}
+		if err := targetsFree(ctx, tx, p); err != nil {
+			return nil, err
+		}
 		stored, err = scanPolicy(tx.QueryRow(ctx, `
 			insert into policies (name, audience, body, version, created_at, updated_at)
 			values ($1, $2, $3, 1, $4, $4)
@@ -62,6 +65,32 @@ func (s *Store) PutPolicy(ctx context.Context, p policy.Policy, ifVersion int64)
 		return policy.Policy{}, false, writeError("put", "policy", p.Name, err)
 	}
 	return stored, created, nil
+}
+
+// policyTargetsLockID serializes the policy writes that check targets, so
+// that two policies cannot claim one target concurrently.
+const policyTargetsLockID int64 = 4_170_273_316_845_601_733
+
+// targetsFree refuses p when another policy already serves one of its
+// targets (its audience or one of its audiences): every target is served by
+// exactly one policy.
+func targetsFree(ctx context.Context, tx pgx.Tx, p policy.Policy) error {
+	if _, err := tx.Exec(ctx, "select pg_advisory_xact_lock($1)", policyTargetsLockID); err != nil {
+		return fmt.Errorf("lock policy targets: %w", err)
+	}
+	targets := p.Targets()
+	var other, target string
+	err := tx.QueryRow(ctx, `
+		select name, t from policies, unnest($2::text[]) as t
+		where name <> $1 and (audience = t or coalesce(body->'audiences', '[]'::jsonb) ? t)
+		limit 1`, p.Name, targets).Scan(&other, &target)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("check policy targets: %w", err)
+	}
+	return fmt.Errorf("policy %q: target %q is already served by policy %q: %w", p.Name, target, other, sts.ErrConflict)
 }
 
 // policyChanged records p, as written or deleted by action at, as a

@@ -82,6 +82,38 @@ func TestPolicyAudienceConflict(t *testing.T) {
 	require.Equal(t, int64(1), got.Version)
 }
 
+// TestPolicyTargetsConflict: a target listed in audiences is served by one
+// policy only, whichever field names it.
+func TestPolicyTargetsConflict(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openStore(t, freshDatabase(t))
+	a := testPolicy("targets-a", "https://a.internal")
+	a.Audiences = []string{"https://a2.internal"}
+	_, _, err := s.PutPolicy(ctx, a, 0)
+	require.NoError(t, err)
+
+	cases := []struct {
+		name      string
+		audience  string
+		audiences []string
+	}{
+		{"audience is another's audiences entry", "https://a2.internal", nil},
+		{"audiences entry is another's audience", "https://b.internal", []string{"https://a.internal"}},
+		{"audiences overlap", "https://b.internal", []string{"https://x.internal", "https://a2.internal"}},
+	}
+	for _, tc := range cases {
+		b := testPolicy("targets-b", tc.audience)
+		b.Audiences = tc.audiences
+		_, _, err := s.PutPolicy(ctx, b, 0)
+		require.ErrorIs(t, err, sts.ErrConflict, tc.name)
+		require.ErrorContains(t, err, `policy "targets-a"`, tc.name)
+	}
+	a.Audiences = []string{"https://a2.internal", "https://a3.internal"}
+	_, _, err = s.PutPolicy(ctx, a, 0)
+	require.NoError(t, err, "a policy's own targets never conflict with themselves")
+}
+
 func TestListPoliciesOrderedByName(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
