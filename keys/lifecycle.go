@@ -154,6 +154,37 @@ func (r *Ring) Revoke(ctx context.Context, kid, reason string) (RevokeResult, er
 	return res, nil
 }
 
+// Retire gracefully drops alg, which this ring is not configured for: its
+// active and next keys stop signing now, their private parts are wiped,
+// and they stay published until every token they signed has expired. The
+// schedule never does this by itself: during a rolling deploy replicas
+// disagree on the configured algorithms. A replica still configured for
+// alg would give it a new key, so reconfigure every replica first.
+func (r *Ring) Retire(ctx context.Context, alg string) ([]Key, error) {
+	if slices.Contains(r.algs, alg) {
+		return nil, fmt.Errorf("keys: retire: %q is configured here (--signing-algorithm, --signing-algorithms): drop it from every replica's configuration first", alg)
+	}
+	var out []Key
+	_, err := r.update(ctx, "keys.retire", func(p *planner, ks []Key) (*step, error) {
+		s := p.begin(ks)
+		out = nil
+		for i := range s.keys {
+			if k := &s.keys[i]; k.Algorithm == alg && (k.State == StateActive || k.State == StateNext) {
+				s.retire(k)
+				out = append(out, k.Public())
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%w: no active or next key of %q", ErrKeyNotFound, alg)
+		}
+		return s, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keys: retire: %w", err)
+	}
+	return out, nil
+}
+
 // ListKeys returns every stored key, public parts only, with the effective
 // activation time of next keys and removal time of retired keys.
 func (r *Ring) ListKeys(ctx context.Context) ([]Key, error) {

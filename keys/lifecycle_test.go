@@ -386,14 +386,28 @@ func TestSeveralAlgorithms(t *testing.T) {
 	_, err = added.SignWith("PS256", TypeJWT, []byte(`{}`))
 	require.NoError(t, err)
 
-	// An algorithm no longer configured retires gracefully.
+	// A replica configured for fewer algorithms leaves the others alone (in
+	// a rolling deploy the replicas disagree); an operator retires one.
 	fewer := NewRing(s, testKEK(t), RingOptions{Algorithms: []string{"PS256"}, Schedule: sched, Now: c.Now})
 	require.NoError(t, fewer.Init(ctx))
+	require.Empty(t, s.inState(StateRetired), "no algorithm is retired by the schedule")
+	_, err = fewer.Retire(ctx, "PS256")
+	require.ErrorContains(t, err, "configured here")
+	_, err = fewer.Retire(ctx, "none")
+	require.ErrorIs(t, err, ErrKeyNotFound)
+	for _, alg := range []string{"EdDSA", "RS256"} {
+		gone, err := fewer.Retire(ctx, alg)
+		require.NoError(t, err)
+		require.Len(t, gone, 1)
+		require.Equal(t, StateRetired, gone[0].State)
+	}
 	var retired []string
 	for _, k := range s.inState(StateRetired) {
 		retired = append(retired, k.Algorithm)
+		require.Empty(t, k.Sealed, "a retired key's private part is wiped")
 	}
 	require.ElementsMatch(t, []string{"EdDSA", "RS256"}, retired)
+	require.Len(t, kidsOf(t, fewer.JWKS()), 4, "retired keys stay published (ES256, EdDSA, RS256, PS256)")
 }
 
 // TestDefaultAlgorithmSwitch changes the default algorithm of a running
@@ -414,6 +428,9 @@ func TestDefaultAlgorithmSwitch(t *testing.T) {
 	require.NoError(t, err)
 	_, header := verify(t, r.JWKS(), token)
 	require.Equal(t, "EdDSA", header["alg"])
+	require.Equal(t, oldKID, s.inState(StateActive)[0].ID, "the old default stays until an operator retires it")
+	_, err = r.Retire(ctx, "ES256")
+	require.NoError(t, err)
 	require.Equal(t, oldKID, s.inState(StateRetired)[0].ID)
 }
 

@@ -177,13 +177,10 @@ func (p *planner) schedule(ks []Key) (*step, error) {
 			}
 		}
 	}
-	if s.find(p.algs[0], StateActive) != nil {
-		for i := range s.keys {
-			if k := &s.keys[i]; k.State == StateActive && !slices.Contains(p.algs, k.Algorithm) {
-				s.retire(k)
-			}
-		}
-	}
+	// An active key of an algorithm this replica is not configured for is
+	// left alone: during a rolling deploy that adds or drops an algorithm,
+	// replicas disagree, and retiring would fight the replicas that use it.
+	// An algorithm is dropped by revoking its key (keys revoke).
 	p.expire(s)
 	return s, nil
 }

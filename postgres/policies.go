@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -194,8 +195,12 @@ func scanPolicy(row pgx.Row) (policy.Policy, error) {
 	if err := row.Scan(&name, &audience, &body, &version, &created, &updatedAt); err != nil {
 		return policy.Policy{}, err
 	}
-	if err := json.Unmarshal(body, &p); err != nil {
-		return policy.Policy{}, fmt.Errorf("decode policy %q: %w", name, err)
+	// Strict: a field this binary does not know (written by a newer
+	// replica) could restrict the policy; ignoring it would fail open.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return policy.Policy{}, fmt.Errorf("decode policy %q (written by a newer Claimbridge?): %w", name, err)
 	}
 	p.Name, p.Audience, p.Version = name, audience, version
 	p.CreatedAt, p.UpdatedAt = utc(created), utc(updatedAt)

@@ -48,6 +48,7 @@ const keysUsage = `Usage:
   claimbridge keys list   [flags]                list the signing keys: state and dates
   claimbridge keys rotate [--algorithm ALG] [flags]  plan a rotation: a next key, signing after the lead time
   claimbridge keys revoke [--reason TEXT] [flags] KID  emergency: unpublish KID at once (a fresh key signs if it was active)
+  claimbridge keys retire --algorithm ALG [flags]  drop ALG, no longer configured: its keys stop signing, stay published until their tokens expire
   claimbridge keys rewrap [flags]                re-seal every private key under CLAIMBRIDGE_KEK, opening with CLAIMBRIDGE_OLD_KEK
 
 The keys commands work on the database directly and take the configuration
@@ -65,7 +66,7 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return flag.ErrHelp
 		}
-		return errors.New("keys: want list, rotate, revoke or rewrap")
+		return errors.New("keys: want list, rotate, revoke, retire or rewrap")
 	}
 	action := args[0]
 	var alg, reason string
@@ -73,6 +74,8 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 		switch action {
 		case "rotate":
 			fs.StringVar(&alg, "algorithm", "", "rotate only this configured algorithm (default: every configured one)")
+		case "retire":
+			fs.StringVar(&alg, "algorithm", "", "the algorithm to drop; it must no longer be configured (required)")
 		case "revoke":
 			fs.StringVar(&reason, "reason", "", "why the key is revoked, for the audit log")
 		}
@@ -101,6 +104,8 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 		return rotateKeys(ctx, cfg, store, alg, log, stdout)
 	case "revoke":
 		return revokeKey(ctx, cfg, store, fs.Arg(0), reason, log, stdout)
+	case "retire":
+		return retireAlgorithm(ctx, cfg, store, alg, log, stdout)
 	default:
 		return rewrapKeys(ctx, cfg, store, stdout)
 	}
@@ -112,7 +117,7 @@ func (c *Config) validateKeysCommand(action string, args []string) error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	switch action {
-	case "list", "rotate", "rewrap":
+	case "list", "rotate", "rewrap", "retire":
 		if len(args) != 0 {
 			add("unexpected arguments %q (flags go before them)", args)
 		}
@@ -121,7 +126,7 @@ func (c *Config) validateKeysCommand(action string, args []string) error {
 			add("want exactly one KID after the flags (claimbridge keys list shows them), got %d arguments", len(args))
 		}
 	default:
-		add("unknown action %q: want list, rotate, revoke or rewrap", action)
+		add("unknown action %q: want list, rotate, revoke, retire or rewrap", action)
 	}
 	if c.DatabaseURL == "" {
 		add("database-url: required (or CLAIMBRIDGE_DATABASE_URL)")
@@ -201,6 +206,24 @@ func revokeKey(ctx context.Context, cfg Config, store *postgres.Store, kid, reas
 		return err
 	}
 	fmt.Fprintln(stdout, res.Consequence)
+	return nil
+}
+
+func retireAlgorithm(ctx context.Context, cfg Config, store *postgres.Store, alg string, log *slog.Logger, stdout io.Writer) error {
+	if alg == "" {
+		return errors.New("keys retire: --algorithm is required")
+	}
+	ring, err := keysRing(cfg, store, log)
+	if err != nil {
+		return err
+	}
+	gone, err := ring.Retire(ctx, alg)
+	if err != nil {
+		return err
+	}
+	for _, k := range gone {
+		fmt.Fprintf(stdout, "Retired %s key %s: it signs no more and stays published until %s.\n", k.Algorithm, k.ID, when(k.RemoveAfter))
+	}
 	return nil
 }
 
