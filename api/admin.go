@@ -101,10 +101,7 @@ func NewAdmin(cfg AdminConfig) *echo.Echo {
 	addHealth(e, cfg.Ready)
 	addMetrics(e, cfg.Metrics)
 	g := e.Group("/admin/v1", newAdminAuth(cfg).middleware)
-	s, h := cfg.Store, &adminHandlers{store: cfg.Store}
-	if cfg.Keys != nil {
-		h.algorithms = cfg.Keys.Algorithms()
-	}
+	s, h := cfg.Store, &adminHandlers{store: cfg.Store, keys: cfg.Keys}
 	g.GET("/issuers", listAll(s.ListIssuers))
 	g.GET("/issuers/:name", getOne("name", s.GetIssuer, issuerVersion))
 	g.PUT("/issuers/:name", h.putIssuer)

@@ -16,9 +16,9 @@ import (
 // adminHandlers are straight lines: bind, validate, one store call, render.
 type adminHandlers struct {
 	store AdminStore
-	// algorithms are the configured signing algorithms a policy may name;
-	// nil accepts any the policy package knows.
-	algorithms []string
+	// keys tells which signing algorithms a policy may name: those with an
+	// active key; nil accepts any the policy package knows.
+	keys KeyAdmin
 }
 
 // issuerBody is the writable part of an issuer.
@@ -127,10 +127,8 @@ func (h *adminHandlers) putPolicy(c echo.Context) error {
 	if _, err := policy.Compile(p); err != nil {
 		return err
 	}
-	if alg := p.SigningAlgorithm; alg != "" && h.algorithms != nil && !slices.Contains(h.algorithms, alg) {
-		v := &policy.ValidationError{}
-		v.Add("signing_algorithm", "%q is not configured on this server (configured: %s; see --signing-algorithms)", alg, strings.Join(h.algorithms, " "))
-		return v
+	if err := h.checkAlgorithm(p.SigningAlgorithm); err != nil {
+		return err
 	}
 	return put(c, p, h.store.PutPolicy, policyVersion)
 }
@@ -192,4 +190,22 @@ func deleteOne(param string, del func(context.Context, string, int64) error) ech
 		}
 		return c.NoContent(http.StatusNoContent)
 	}
+}
+
+// checkAlgorithm refuses a policy's signing algorithm that could not sign
+// now: not configured, or configured but its key not active yet.
+func (h *adminHandlers) checkAlgorithm(alg string) error {
+	if alg == "" || h.keys == nil {
+		return nil
+	}
+	v := &policy.ValidationError{}
+	switch configured := h.keys.Algorithms(); {
+	case !slices.Contains(configured, alg):
+		v.Add("signing_algorithm", "%q is not configured on this server (configured: %s; see --signing-algorithms)", alg, strings.Join(configured, " "))
+	case h.keys.KeyIDFor(alg) == "":
+		v.Add("signing_algorithm", "%q has no active key yet: a key of an algorithm added to a running cluster signs after the lead time (claimbridge keys list shows when)", alg)
+	default:
+		return nil
+	}
+	return v
 }

@@ -24,6 +24,8 @@ type KeyAdmin interface {
 	Schedule() keys.Schedule
 	// Algorithms are the configured signing algorithms, the default first.
 	Algorithms() []string
+	// KeyIDFor is the kid of alg's active key, "" when it has none.
+	KeyIDFor(alg string) string
 }
 
 var _ KeyAdmin = (*keys.Ring)(nil)

@@ -72,6 +72,8 @@ func addHealth(e *echo.Echo, ready func(ctx context.Context) error) {
 func newEcho(log *slog.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// The peer address: X-Forwarded-For is the client's to forge.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(accessLog(log), recoverPanics(log))
 	return e
 }

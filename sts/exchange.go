@@ -153,11 +153,11 @@ func (s *snapshot) policyFor(req *Request, override *policy.Compiled) (*policy.C
 // names, after checking that the issuer, its token type and the policy
 // accept it.
 func (s *snapshot) verifySubject(ctx context.Context, req Request, pol *policy.Compiled) (*Subject, error) {
-	iss, err := PeekIssuer(req.SubjectToken)
+	tok, err := parseSubject(req.SubjectToken)
 	if err != nil {
-		return nil, errorf(InvalidRequest, "The subject token is not a JWT.", err)
+		return nil, errorf(InvalidRequest, "The subject token is not a JWT signed with an allowed signature algorithm (never none or HMAC).", err)
 	}
-	v, ok := s.issuers[iss]
+	v, ok := s.issuers[tok.iss]
 	if !ok {
 		return nil, errorf(InvalidRequest, "The subject token's issuer is not trusted.", nil)
 	}
@@ -167,7 +167,7 @@ func (s *snapshot) verifySubject(ctx context.Context, req Request, pol *policy.C
 	if !pol.AllowsIssuer(v.issuer.Name) {
 		return nil, issuerRefused(pol, v.issuer.Name)
 	}
-	return v.verify(ctx, req.SubjectToken)
+	return v.verify(ctx, tok)
 }
 
 func issuerRefused(pol *policy.Compiled, issuer string) error {

@@ -19,7 +19,7 @@ import (
 // maxJWKSBytes bounds an IdP's JWKS or discovery document.
 const maxJWKSBytes = 1 << 20
 
-// Key set errors. go-oidc keeps only their text, so they must stay distinct.
+// Key set errors, told apart with errors.Is.
 var (
 	// errUnknownKey: no key of the issuer matches the token's kid, even
 	// after a refresh.
@@ -31,16 +31,16 @@ var (
 	errKeysUnavailable = errors.New("the issuer's keys are unavailable")
 )
 
-// keySet is an oidc.KeySet for one trusted issuer. It caches the issuer's
-// JWKS, refetches it when a token names an unknown kid — at most once per
+// keySet holds one trusted issuer's keys. It caches the issuer's JWKS,
+// refetches it when a token names an unknown kid — at most once per
 // minRefresh, so that a stream of forged kids cannot make us hammer the IdP —
-// and refreshes a stale cache in the background. Keys come only from the
-// configured jwks_uri or the issuer's discovery document: a token's kid, jku
-// or x5u never chooses where keys come from.
+// and refreshes a stale cache in the background, no more often either. Keys
+// come only from the configured jwks_uri or the issuer's discovery document
+// (read through go-oidc): a token's kid, jku or x5u never chooses where keys
+// come from.
 type keySet struct {
 	issuerURL  string
 	jwksURI    string // fixed by configuration, or "" for discovery
-	algs       []jose.SignatureAlgorithm
 	client     *http.Client
 	minRefresh time.Duration
 	maxAge     time.Duration
@@ -58,46 +58,42 @@ type fetchedKeys struct {
 	at   time.Time
 }
 
-var _ oidc.KeySet = (*keySet)(nil)
+// fetchTimeout bounds one discovery or JWKS fetch. Fetches never use the
+// exchange's context: a client that goes away must not abort a fetch that
+// every other exchange of that issuer waits for.
+const fetchTimeout = 10 * time.Second
 
-// VerifySignature implements oidc.KeySet.
-func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSignedCompact(raw, k.algs)
-	if err != nil {
-		return nil, fmt.Errorf("malformed JWS: %w", err)
-	}
-	if len(jws.Signatures) != 1 {
-		return nil, errors.New("a token must carry exactly one signature")
-	}
+// verify checks jws's single signature with the issuer's keys.
+func (k *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature) error {
 	hdr := jws.Signatures[0].Header
 	cur := k.keys.Load()
 	if cur != nil && k.now().Sub(cur.at) > k.maxAge && k.refreshing.CompareAndSwap(false, true) {
 		go k.refreshInBackground()
 	}
-	payload, found := verifyWith(jws, hdr, cur)
+	ok, found := verifyWith(jws, hdr, cur)
 	switch {
-	case payload != nil:
-		return payload, nil
+	case ok:
+		return nil
 	case found && hdr.KeyID != "":
-		return nil, errBadSignature // a known key: refetching would not help
+		return errBadSignature // a known key: refetching would not help
 	}
 	if err := k.refresh(ctx, cur); err != nil {
-		return nil, err
+		return err
 	}
-	if payload, found = verifyWith(jws, hdr, k.keys.Load()); payload != nil {
-		return payload, nil
+	if ok, found = verifyWith(jws, hdr, k.keys.Load()); ok {
+		return nil
 	}
 	if found {
-		return nil, errBadSignature
+		return errBadSignature
 	}
-	return nil, errUnknownKey
+	return errUnknownKey
 }
 
 // verifyWith tries the keys whose kid (when the token names one) and
 // algorithm match the token's header; found reports whether there was any.
-func verifyWith(jws *jose.JSONWebSignature, hdr jose.Header, fk *fetchedKeys) (payload []byte, found bool) {
+func verifyWith(jws *jose.JSONWebSignature, hdr jose.Header, fk *fetchedKeys) (ok, found bool) {
 	if fk == nil {
-		return nil, false
+		return false, false
 	}
 	for i := range fk.keys {
 		key := &fk.keys[i]
@@ -105,11 +101,11 @@ func verifyWith(jws *jose.JSONWebSignature, hdr jose.Header, fk *fetchedKeys) (p
 			continue
 		}
 		found = true
-		if payload, err := jws.Verify(key); err == nil {
-			return payload, true
+		if _, err := jws.Verify(key); err == nil {
+			return true, true
 		}
 	}
-	return nil, found
+	return false, found
 }
 
 // refresh refetches the JWKS unless another caller did since seen was loaded
@@ -127,7 +123,9 @@ func (k *keySet) refresh(ctx context.Context, seen *fetchedKeys) error {
 		return errUnknownKey
 	}
 	k.lastTry = k.now()
-	if err := k.fetch(ctx); err != nil {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	defer cancel()
+	if err := k.fetch(fctx); err != nil {
 		if seen == nil {
 			return fmt.Errorf("%w: %w", errKeysUnavailable, err)
 		}
@@ -136,14 +134,19 @@ func (k *keySet) refresh(ctx context.Context, seen *fetchedKeys) error {
 	return nil
 }
 
+// refreshInBackground refetches a stale cache, at most once per
+// minRefresh: a failing IdP is not hammered, and the cached keys stay in use.
 func (k *keySet) refreshInBackground() {
 	defer k.refreshing.Store(false)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if !k.lastTry.IsZero() && k.now().Sub(k.lastTry) < k.minRefresh {
+		return
+	}
 	k.lastTry = k.now()
-	_ = k.fetch(ctx) // on failure the cached keys stay in use
+	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+	defer cancel()
+	_ = k.fetch(ctx)
 }
 
 // fetch loads the JWKS (discovering its URL first if needed). Called with mu held.
@@ -214,7 +217,7 @@ func (k *keySet) getJSON(ctx context.Context, uri string, v any) error {
 	return json.Unmarshal(body, v)
 }
 
-// signatureAlgorithms converts an issuer's allow-list.
+// signatureAlgorithms converts an allow-list of algorithm names.
 func signatureAlgorithms(names []string) []jose.SignatureAlgorithm {
 	algs := make([]jose.SignatureAlgorithm, 0, len(names))
 	for _, n := range names {

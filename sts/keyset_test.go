@@ -142,11 +142,8 @@ func TestKeySetIgnoresUnusableKeys(t *testing.T) {
 
 	clk := newClock(testNow)
 	ks := &keySet{
-		issuerURL: srv.URL,
-		jwksURI:   srv.URL + "/jwks",
-		// HS256 is allowed here on purpose, to prove that the key filter
-		// alone keeps a shared secret from verifying anything.
-		algs:       []jose.SignatureAlgorithm{jose.RS256, jose.HS256},
+		issuerURL:  srv.URL,
+		jwksURI:    srv.URL + "/jwks",
 		client:     srv.Client(),
 		minRefresh: time.Minute,
 		maxAge:     time.Hour,
@@ -176,34 +173,39 @@ func TestKeySetIgnoresUnusableKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			payload, err := ks.VerifySignature(ctx, tt.token)
+			// HS256 is parsed here on purpose, to prove that the key filter
+			// alone keeps a shared secret from verifying anything.
+			jws, err := jose.ParseSignedCompact(tt.token, []jose.SignatureAlgorithm{jose.RS256, jose.HS256})
+			require.NoError(t, err)
+			err = ks.verify(ctx, jws)
 			if tt.ok {
 				require.NoError(t, err)
-				require.JSONEq(t, `{"iss":"`+srv.URL+`","sub":"x"}`, string(payload))
 				return
 			}
 			require.ErrorIs(t, err, errUnknownKey)
-			require.Nil(t, payload)
 		})
 	}
 }
 
-// TestKeySetRejectsDisallowedAlgorithms proves the issuer's algorithm list
-// is enforced before any key is looked at.
-func TestKeySetRejectsDisallowedAlgorithms(t *testing.T) {
+// TestIssuerAlgorithmAllowList: HMAC and none are never parsed at all,
+// and the issuer's own list is enforced before any key is looked at.
+func TestIssuerAlgorithmAllowList(t *testing.T) {
+	require.Equal(t, []jose.SignatureAlgorithm{jose.ES256}, signatureAlgorithms([]string{"ES256", "HS256", "none"}))
+	for _, alg := range subjectAlgorithms {
+		require.NotContains(t, []jose.SignatureAlgorithm{jose.HS256, jose.HS384, jose.HS512, "none"}, alg)
+	}
 	rsaKey := newRSAKey(t)
-	doc, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
-		{Key: &rsaKey.PublicKey, KeyID: "rsa", Use: "sig"},
-	}})
+	doc, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &rsaKey.PublicKey, KeyID: "rsa", Use: "sig"}}})
 	require.NoError(t, err)
 	srv := jwksServer(t, doc)
-	ks := &keySet{
-		issuerURL: srv.URL, jwksURI: srv.URL + "/jwks", algs: signatureAlgorithms([]string{"ES256", "HS256", "none"}),
-		client: srv.Client(), minRefresh: time.Minute, maxAge: time.Hour, now: newClock(testNow).Now,
-	}
-	require.Equal(t, []jose.SignatureAlgorithm{jose.ES256}, ks.algs, "HMAC and none are never on the list")
-	_, err = ks.VerifySignature(context.Background(), forge(t, jose.RS256, rsaKey, "rsa", map[string]any{"sub": "x"}))
-	require.ErrorContains(t, err, "malformed JWS")
+	iss := Issuer{Name: "es-only", URL: srv.URL, JWKSURI: srv.URL + "/jwks", Audiences: []string{"a"}, Algorithms: []string{"ES256"}}
+	v := newIssuerVerifier(iss, verifierConfig{client: srv.Client(), minRefresh: time.Minute, maxAge: time.Hour, now: newClock(testNow).Now})
+	tok, err := parseSubject(forge(t, jose.RS256, rsaKey, "rsa", map[string]any{"iss": srv.URL, "sub": "x"}))
+	require.NoError(t, err)
+	_, err = v.verify(context.Background(), tok)
+	e := requireCode(t, err, InvalidRequest, "")
+	require.Contains(t, e.Description, "does not allow")
+	require.Nil(t, v.keys.keys.Load(), "refused before any key was fetched")
 }
 
 func TestKeySetFetchFailures(t *testing.T) {
@@ -227,7 +229,7 @@ func TestKeySetFetchFailures(t *testing.T) {
 			t.Cleanup(srv.Close)
 			clk := newClock(testNow)
 			ks := &keySet{
-				issuerURL: srv.URL, jwksURI: srv.URL + "/jwks", algs: []jose.SignatureAlgorithm{jose.RS256},
+				issuerURL: srv.URL, jwksURI: srv.URL + "/jwks",
 				client: srv.Client(), minRefresh: time.Minute, maxAge: time.Hour, now: clk.Now,
 			}
 			err := ks.refresh(context.Background(), nil)
@@ -272,8 +274,10 @@ func TestIssuerKeysUnavailable(t *testing.T) {
 	iss.JWKSURI = down.URL + "/jwks.json"
 	iss.Normalize()
 	v := newIssuerVerifier(iss, verifierConfig{client: down.Client(), skew: testSkew, minRefresh: time.Minute, maxAge: time.Hour, now: f.clock.Now})
+	parsed, err := parseSubject(tok)
+	require.NoError(t, err)
 	for range 2 { // the first fetch fails, the second is not even tried
-		_, err := v.verify(context.Background(), tok)
+		_, err := v.verify(context.Background(), parsed)
 		e := requireCode(t, err, ServerError, tok)
 		require.Contains(t, e.Description, "try again later")
 	}

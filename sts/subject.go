@@ -3,7 +3,6 @@ package sts
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,10 +10,9 @@ import (
 	"math"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
 )
 
 // Subject is a verified subject token.
@@ -38,33 +36,23 @@ type verifierConfig struct {
 
 // issuerVerifier verifies the subject tokens of one trusted issuer.
 type issuerVerifier struct {
-	issuer   Issuer
-	keys     *keySet
-	verifier *oidc.IDTokenVerifier
-	skew     time.Duration
-	now      func() time.Time
+	issuer Issuer
+	keys   *keySet
+	skew   time.Duration
+	now    func() time.Time
 }
 
 func newIssuerVerifier(iss Issuer, cfg verifierConfig) *issuerVerifier {
-	ks := &keySet{
-		issuerURL:  iss.URL,
-		jwksURI:    iss.JWKSURI,
-		algs:       signatureAlgorithms(iss.Algorithms),
-		client:     cfg.client,
-		minRefresh: cfg.minRefresh,
-		maxAge:     cfg.maxAge,
-		now:        cfg.now,
-	}
 	return &issuerVerifier{
 		issuer: iss,
-		keys:   ks,
-		verifier: oidc.NewVerifier(iss.URL, ks, &oidc.Config{
-			SupportedSigningAlgs: iss.Algorithms,
-			// We check every audience the issuer lists and the times with
-			// our own bounded skew below.
-			SkipClientIDCheck: true,
-			SkipExpiryCheck:   true,
-		}),
+		keys: &keySet{
+			issuerURL:  iss.URL,
+			jwksURI:    iss.JWKSURI,
+			client:     cfg.client,
+			minRefresh: cfg.minRefresh,
+			maxAge:     cfg.maxAge,
+			now:        cfg.now,
+		},
 		skew: cfg.skew,
 		now:  cfg.now,
 	}
@@ -85,39 +73,56 @@ func (v *issuerVerifier) warm() {
 	_ = v.keys.refresh(ctx, nil)
 }
 
-// verify checks the token's signature, issuer, audience and times.
-func (v *issuerVerifier) verify(ctx context.Context, raw string) (*Subject, error) {
-	tok, err := v.verifier.Verify(ctx, raw)
-	if err != nil {
-		// go-oidc formats the key set's errors with %v, so match their text.
-		switch msg := err.Error(); {
-		case strings.Contains(msg, errKeysUnavailable.Error()):
+// verify checks the token's algorithm, signature, issuer, audience and
+// times. Its claims were decoded by parseSubject; they are trusted from here
+// on only because the signature over those very bytes verifies.
+func (v *issuerVerifier) verify(ctx context.Context, tok *subjectToken) (*Subject, error) {
+	alg := tok.jws.Signatures[0].Header.Algorithm
+	if !slices.Contains(v.issuer.Algorithms, alg) {
+		return nil, errorf(InvalidRequest, "The subject token is signed with "+quote(alg)+", a signature algorithm issuer "+quote(v.issuer.Name)+" does not allow.", nil)
+	}
+	if err := v.keys.verify(ctx, tok.jws); err != nil {
+		switch {
+		case errors.Is(err, errKeysUnavailable):
 			return nil, errorf(ServerError, "The keys of the subject token's issuer cannot be fetched right now; try again later.", err)
-		case strings.Contains(msg, errUnknownKey.Error()):
+		case errors.Is(err, errUnknownKey):
 			return nil, errorf(InvalidRequest, "The subject token is signed with a key the issuer does not publish.", err)
 		}
 		return nil, errorf(InvalidRequest, "The subject token's signature could not be verified.", err)
 	}
-	var payload json.RawMessage
-	if err := tok.Claims(&payload); err != nil {
-		return nil, errorf(InvalidRequest, "The subject token's claims are not a JSON object.", err)
+	if tok.iss != v.issuer.URL {
+		return nil, errorf(InvalidRequest, "The subject token's issuer is not trusted.", nil)
 	}
-	claims, err := decodeClaims(payload)
-	if err != nil {
-		return nil, errorf(InvalidRequest, "The subject token's claims are not a JSON object.", err)
-	}
-	exp, err := v.checkTimes(claims)
+	exp, err := v.checkTimes(tok.claims)
 	if err != nil {
 		return nil, err
 	}
-	if !v.audienceAccepted(tok.Audience, claims["azp"]) {
+	if !v.audienceAccepted(audiences(tok.claims["aud"]), tok.claims["azp"]) {
 		return nil, errorf(InvalidRequest, "The subject token was not issued for an audience this issuer is trusted for.", nil)
 	}
-	sub, _ := claims["sub"].(string)
+	sub, _ := tok.claims["sub"].(string)
 	if sub == "" {
 		return nil, errorf(InvalidRequest, "The subject token has no 'sub' claim.", nil)
 	}
-	return &Subject{Issuer: &v.issuer, Claims: claims, Subject: sub, Expiry: exp}, nil
+	return &Subject{Issuer: &v.issuer, Claims: tok.claims, Subject: sub, Expiry: exp}, nil
+}
+
+// audiences reads an "aud" claim: one string or an array of strings
+// (RFC 7519 §4.1.3); anything else names no audience.
+func audiences(aud any) []string {
+	switch a := aud.(type) {
+	case string:
+		return []string{a}
+	case []any:
+		out := make([]string, 0, len(a))
+		for _, v := range a {
+			if s, ok := v.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 func (v *issuerVerifier) checkTimes(claims map[string]any) (time.Time, error) {
@@ -191,26 +196,37 @@ func decodeClaims(payload []byte) (map[string]any, error) {
 	return claims, nil
 }
 
-// PeekIssuer reads the unverified "iss" of a compact JWS, only to choose the
-// trusted issuer whose keys then verify it. It rejects anything that is not
-// a three-part compact JWS with a JSON object payload.
-func PeekIssuer(raw string) (string, error) {
-	parts := strings.SplitN(raw, ".", 4)
-	if len(parts) != 3 {
-		return "", errors.New("not a compact JWS: want three dot-separated parts")
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return "", fmt.Errorf("payload is not base64url: %w", err)
-	}
-	var c struct {
-		Iss string `json:"iss"`
-	}
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return "", fmt.Errorf("payload is not a JSON object: %w", err)
-	}
-	if c.Iss == "" {
-		return "", errors.New("payload has no 'iss' claim")
-	}
-	return c.Iss, nil
+// subjectToken is a parsed subject token, not verified yet.
+type subjectToken struct {
+	jws *jose.JSONWebSignature
+	// claims are decoded from the signed payload; they may be trusted only
+	// once the signature verifies.
+	claims map[string]any
+	iss    string
 }
+
+// parseSubject parses a compact JWS once — with an algorithm allow-list
+// that never admits "none" or HMAC — and decodes its payload, whose "iss"
+// chooses the trusted issuer whose keys then verify it. Everything else
+// reads the result: the token is parsed and decoded exactly once.
+func parseSubject(raw string) (*subjectToken, error) {
+	jws, err := jose.ParseSignedCompact(raw, subjectAlgorithms)
+	if err != nil {
+		return nil, fmt.Errorf("not a compact JWS with an allowed algorithm: %w", err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, errors.New("a token must carry exactly one signature")
+	}
+	claims, err := decodeClaims(jws.UnsafePayloadWithoutVerification())
+	if err != nil {
+		return nil, fmt.Errorf("payload is not a JSON object: %w", err)
+	}
+	iss, _ := claims["iss"].(string)
+	if iss == "" {
+		return nil, errors.New("payload has no 'iss' claim")
+	}
+	return &subjectToken{jws: jws, claims: claims, iss: iss}, nil
+}
+
+// subjectAlgorithms are every algorithm a trusted issuer may allow.
+var subjectAlgorithms = signatureAlgorithms(Algorithms)

@@ -19,10 +19,10 @@ func jwsWith(payload string) string {
 }
 
 // realJWT is a compact JWS as an IdP sends it (the signature is not checked
-// by PeekIssuer).
+// by parseSubject).
 var realJWT = jwsWith(`{"iss":"https://idp.example.com","sub":"auth0|42","aud":["api"],"exp":1772370000,"iat":1772366400,"permissions":["a","b"]}`)
 
-func TestPeekIssuer(t *testing.T) {
+func TestParseSubject(t *testing.T) {
 	tests := []struct {
 		name    string
 		raw     string
@@ -30,43 +30,43 @@ func TestPeekIssuer(t *testing.T) {
 		wantErr string
 	}{
 		{"a real JWT", realJWT, "https://idp.example.com", ""},
-		{"a JWT with an empty signature (alg none)", b64url(`{"alg":"none"}`) + "." + b64url(`{"iss":"https://a.test"}`) + ".", "https://a.test", ""},
+		{"alg none is never parsed", b64url(`{"alg":"none"}`) + "." + b64url(`{"iss":"https://a.test"}`) + ".", "", "compact JWS"},
+		{"HS256 is never parsed", b64url(`{"alg":"HS256"}`) + "." + b64url(`{"iss":"https://a.test"}`) + ".c2ln", "", "compact JWS"},
 		{"an iss with unicode and escapes", jwsWith(`{"iss":"https://a.test/\u00e9\/x"}`), "https://a.test/é/x", ""},
-		{"empty", "", "", "three"},
-		{"garbage", "not a token", "", "three"},
-		{"two parts", b64url(`{}`) + "." + b64url(`{"iss":"x"}`), "", "three"},
-		{"four parts", realJWT + ".extra", "", "three"},
-		{"JWE compact (five parts)", "a.b.c.d.e", "", "three"},
-		{"an empty payload", b64url(`{"alg":"RS256"}`) + "..sig", "", "JSON"},
-		{"a payload that is not base64url", "a.###.c", "", "base64url"},
-		{"a padded payload", "a." + base64.URLEncoding.EncodeToString([]byte(`{"iss":"x"}`)) + ".c", "", "base64url"},
-		{"a payload in the standard alphabet", "a.ab+/.c", "", "base64url"},
-		{"a payload that is a JSON array", jwsWith(`["iss"]`), "", "JSON"},
-		{"a payload that is a JSON string", jwsWith(`"iss"`), "", "JSON"},
-		{"a payload that is not JSON", jwsWith(`iss=x`), "", "JSON"},
-		{"an iss that is a number", jwsWith(`{"iss":42}`), "", "JSON"},
-		{"an iss that is an array", jwsWith(`{"iss":["a","b"]}`), "", "JSON"},
+		{"empty", "", "", "compact JWS"},
+		{"garbage", "not a token", "", "compact JWS"},
+		{"two parts", b64url(`{}`) + "." + b64url(`{"iss":"x"}`), "", "compact JWS"},
+		{"four parts", realJWT + ".extra", "", "compact JWS"},
+		{"JWE compact (five parts)", "a.b.c.d.e", "", "compact JWS"},
+		{"an empty payload", b64url(`{"alg":"RS256"}`) + "..c2ln", "", "JSON object"},
+		{"a payload that is not base64url", b64url(`{"alg":"RS256"}`) + ".###.c2ln", "", "compact JWS"},
+		{"a payload that is a JSON array", jwsWith(`["iss"]`), "", "JSON object"},
+		{"a payload that is a JSON string", jwsWith(`"iss"`), "", "JSON object"},
+		{"a payload that is not JSON", jwsWith(`iss=x`), "", "JSON object"},
+		{"an iss that is a number", jwsWith(`{"iss":42}`), "", "no 'iss'"},
+		{"an iss that is an array", jwsWith(`{"iss":["a","b"]}`), "", "no 'iss'"},
 		{"no iss", jwsWith(`{"sub":"x"}`), "", "no 'iss'"},
 		{"an empty iss", jwsWith(`{"iss":""}`), "", "no 'iss'"},
 		{"a null iss", jwsWith(`{"iss":null}`), "", "no 'iss'"},
-		{"a null payload", jwsWith(`null`), "", "no 'iss'"},
+		{"a null payload", jwsWith(`null`), "", "JSON object"},
 		{"an empty object", jwsWith(`{}`), "", "no 'iss'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := PeekIssuer(tt.raw)
+			got, err := parseSubject(tt.raw)
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
-				require.Empty(t, got)
+				require.Nil(t, got)
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, tt.want, got)
+			require.Equal(t, tt.want, got.iss)
+			require.Equal(t, tt.want, got.claims["iss"])
 		})
 	}
 }
 
-func FuzzPeekIssuer(f *testing.F) {
+func FuzzParseSubject(f *testing.F) {
 	for _, s := range []string{
 		realJWT,
 		"",
@@ -82,15 +82,16 @@ func FuzzPeekIssuer(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		iss, err := PeekIssuer(raw)
+		tok, err := parseSubject(raw)
 		if err != nil {
-			if iss != "" {
-				t.Fatalf("issuer %q with an error", iss)
+			if tok != nil {
+				t.Fatal("a token with an error")
 			}
 			return
 		}
-		if iss == "" {
-			t.Fatal("an empty issuer without an error")
+		iss := tok.iss
+		if iss == "" || tok.claims["iss"] != iss || len(tok.jws.Signatures) != 1 {
+			t.Fatalf("inconsistent parse: iss %q", iss)
 		}
 		if strings.Count(raw, ".") != 2 {
 			t.Fatalf("accepted %q, which is not three parts", raw)
