@@ -201,6 +201,13 @@ func (r *Ring) build(ks []Key, prev *generation) (*generation, error) {
 			continue
 		}
 		s, err := r.signers(k, prev)
+		if err != nil && !slices.Contains(r.algs, k.Algorithm) {
+			// A key of an algorithm this replica does not sign with (another
+			// replica's configuration): publish it, but a key it cannot open
+			// must not freeze the whole ring.
+			r.log.Error("cannot open a signing key of an algorithm not configured here; publishing it without signing", "kid", k.ID, "alg", k.Algorithm, "err", err)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -350,3 +350,22 @@ func BenchmarkSignES256(b *testing.B) {
 		}
 	}
 }
+
+// TestRingPublishesKeysItCannotOpen: a key of an algorithm this replica does
+// not sign with, sealed under a KEK it lacks, is published but never
+// freezes the ring; one of its own algorithms must open.
+func TestRingPublishesKeysItCannotOpen(t *testing.T) {
+	kek := testKEK(t)
+	otherKEK, err := newKEK(bytes.Repeat([]byte{7}, kekSize))
+	require.NoError(t, err)
+	foreign, err := Generate("EdDSA", otherKEK, testNow)
+	require.NoError(t, err)
+	foreign.State, foreign.ActivatedAt = StateActive, testNow
+	own := genKey(t, kek)
+	r := NewRing(&memStore{keys: []Key{own, foreign}}, kek, RingOptions{Now: func() time.Time { return testNow }})
+	require.NoError(t, r.Reload(context.Background()))
+	require.Equal(t, own.ID, r.KeyID())
+	require.ElementsMatch(t, []string{own.ID, foreign.ID}, kidsOf(t, r.JWKS()))
+	_, err = r.SignWith("EdDSA", TypeJWT, []byte(`{}`))
+	require.ErrorIs(t, err, ErrNoActiveKey)
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -85,7 +86,7 @@ func (env *testEnv) start(extra []string) {
 	env.logs = &syncBuffer{}
 	getenv := mapEnv(map[string]string{"CLAIMBRIDGE_KEK": env.kek, "CLAIMBRIDGE_ADMIN_TOKENS": env.adminToken})
 	args := append([]string{"serve", "--database-url", env.databaseURL, "--public-addr", pub, "--admin-addr", adm,
-		"--issuer", env.issuer, "--reload-interval", "2s", "--idp-jwks-min-refresh", "1s", "--log-level", "debug"}, extra...)
+		"--issuer", env.issuer, "--reload-interval", "2s", "--idp-jwks-min-refresh", "1s", "--shutdown-timeout", "5s", "--log-level", "debug"}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, getenv, io.Discard, env.logs) }()
@@ -95,7 +96,9 @@ func (env *testEnv) start(extra []string) {
 		case err := <-done:
 			require.NoError(t, err, "serve returned an error; logs:\n%s", env.logs)
 		case <-time.After(30 * time.Second):
-			t.Fatalf("serve did not stop within 30s; logs:\n%s", env.logs)
+			stacks := make([]byte, 1<<20)
+			stacks = stacks[:runtime.Stack(stacks, true)]
+			t.Fatalf("serve did not stop within 30s; logs:\n%s\ngoroutines:\n%s", env.logs, stacks)
 		}
 	}
 	t.Cleanup(func() {

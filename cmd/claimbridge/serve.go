@@ -137,7 +137,7 @@ func keepCurrent(ctx context.Context, bg *sync.WaitGroup, cfg Config, store *pos
 			}
 		},
 	}
-	bg.Add(3)
+	bg.Add(2)
 	go func() { defer bg.Done(); _ = l.Run(ctx) }()
 	select {
 	case <-listening:
@@ -151,20 +151,8 @@ func keepCurrent(ctx context.Context, bg *sync.WaitGroup, cfg Config, store *pos
 	}
 	issuers, clients, policies, _ := ex.Stats()
 	log.Info("configuration loaded", "issuers", issuers, "clients", clients, "policies", policies)
+	// The key ring reloads itself on its check interval (ring.Run).
 	go func() { defer bg.Done(); ex.Run(ctx, store, changed, cfg.ReloadInterval) }()
-	go func() {
-		defer bg.Done()
-		t := time.NewTicker(cfg.ReloadInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				reloadKeys()
-			}
-		}
-	}()
 	return nil
 }
 
