@@ -324,14 +324,9 @@ func buildJWKS(ks []Key, g *generation) ([]byte, error) {
 }
 
 // Sign signs payload as a compact JWS with the default algorithm's active
-// key. typ is TypeAccessToken or TypeJWT; the header carries alg, kid and
-// typ.
+// key: SignWith("", typ, payload).
 func (r *Ring) Sign(typ string, payload []byte) (string, error) {
-	g := r.gen.Load()
-	if g == nil {
-		return "", errNotLoaded
-	}
-	return sign(g.def, typ, payload)
+	return r.SignWith("", typ, payload)
 }
 
 // SignWith is Sign with the active key of alg, one of the configured

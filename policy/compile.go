@@ -133,19 +133,6 @@ func (c *Compiled) Lifetime(def time.Duration) time.Duration {
 	return def
 }
 
-// UsesCEL reports whether evaluating the policy runs CEL programs.
-func (c *Compiled) UsesCEL() bool {
-	if len(c.conditions) > 0 {
-		return true
-	}
-	for _, m := range c.mappings {
-		if m.kind == exprMapping {
-			return true
-		}
-	}
-	return false
-}
-
 // CopiedClaims returns the top-level subject claims the copy mappings pass
 // for subject tokens of the named issuer.
 func (c *Compiled) CopiedClaims(issuer string) []string {

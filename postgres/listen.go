@@ -35,12 +35,6 @@ type Listener struct {
 	Log *slog.Logger
 }
 
-// Listen runs a Listener on databaseURL until ctx ends; see Listener.Run.
-func Listen(ctx context.Context, databaseURL string, onChange func(kind string), log *slog.Logger) error {
-	l := &Listener{DatabaseURL: databaseURL, OnChange: onChange, Log: log}
-	return l.Run(ctx)
-}
-
 // Run listens until ctx ends, then returns nil. A lost or refused connection
 // is logged and retried with capped exponential backoff; only a database URL
 // that cannot be parsed is returned as an error.

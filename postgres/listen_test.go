@@ -105,6 +105,6 @@ func TestListenReconnects(t *testing.T) {
 
 func TestListenRejectsBadURL(t *testing.T) {
 	t.Parallel()
-	err := postgres.Listen(context.Background(), "postgres://bad host:x/", func(string) {}, nil)
+	err := (&postgres.Listener{DatabaseURL: "postgres://bad host:x/", OnChange: func(string) {}}).Run(context.Background())
 	require.Error(t, err)
 }

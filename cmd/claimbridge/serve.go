@@ -75,6 +75,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	bg.Go(func() { ring.Run(ctx) })
+	return serveUntilDone(ctx, cfg, log, newServers(cfg, store, ring, ex, log))
+}
+
+// newServers builds the public and the admin listener, by address.
+func newServers(cfg Config, store *postgres.Store, ring *keys.Ring, ex *sts.Exchanger, log *slog.Logger) map[string]*echo.Echo {
 	ready := func(context.Context) error {
 		if _, _, _, at := ex.Stats(); at.IsZero() {
 			return errors.New("configuration not loaded yet")
@@ -87,10 +92,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	public := api.NewPublic(api.PublicConfig{Issuer: cfg.Issuer, Exchanger: ex, Keys: ring, SigningAlgorithms: ring.Algorithms(), Ready: ready, Logger: log})
 	admin := api.NewAdmin(api.AdminConfig{
 		Store: store, Tokens: cfg.AdminTokens, ReadTokens: cfg.AdminReadTokens, JWT: cfg.AdminJWT.api(), Ready: ready, Logger: log,
-		Preview: ex,
-		Keys:    ring, Metrics: newMetrics(ring),
+		Preview: ex, Keys: ring, Metrics: newMetrics(ring),
 	})
-	return serveUntilDone(ctx, cfg, log, map[string]*echo.Echo{cfg.PublicAddr: public, cfg.AdminAddr: admin})
+	return map[string]*echo.Echo{cfg.PublicAddr: public, cfg.AdminAddr: admin}
 }
 
 // ensureSchema migrates in dev mode; in production it only checks, so that
