@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/claimbridge
 PKGS    := ./...
 
-.PHONY: build run test lint bench bench-load fuzz clean
+.PHONY: build run test lint bench bench-load fuzz interop-deps clean
 
 build: ## build bin/claimbridge
 	$(GO) build -o $(BIN) ./cmd/claimbridge
@@ -19,11 +19,16 @@ lint: ## formatting, vet and the layering rules
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -run TestLayering ./internal/layout
 
-bench: ## in-process benchmarks: one exchange, signing
+bench: ## in-process benchmarks: one exchange, the exchange cache (hit, miss), signing, forward-auth's handler
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./sts ./keys
+	$(GO) test -run '^$$' -bench ForwardAuth -benchmem -count=1 ./api
 
-bench-load: ## load test of the token endpoint on loopback (DURATION=10s CONCURRENCY=16)
+bench-load: ## load test of the token endpoint and /forward-auth (cache hit, miss) on loopback (DURATION=10s CONCURRENCY=16 BENCH=all|token|forward-auth)
 	bash scripts/bench-load.sh
+
+interop-deps: ## the Node (jose) and Python (PyJWT) verifiers of the interop tests; make test skips them without
+	cd examples/interop/node && npm ci --no-audit --no-fund
+	@/usr/bin/python3 -c 'import jwt, cryptography' 2>/dev/null || { echo "needs Debian's python3-jwt and python3-cryptography: apt-get install -y python3-jwt python3-cryptography"; exit 1; }
 
 FUZZTIME ?= 20s
 fuzz: ## run every fuzz target for FUZZTIME

@@ -42,10 +42,62 @@ func writeOAuthError(c echo.Context, err error) {
 	if e.Code == sts.InvalidClient {
 		h.Set("WWW-Authenticate", `Basic realm="claimbridge", charset="UTF-8"`)
 	}
+	h.Set(ReasonHeader, reason(e))
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	setLogError(c, e)
 	_ = c.JSON(status, oauthError{Error: e.Code, Description: e.Description})
+}
+
+// reasonInvalidToken is the forward-auth reason for a missing or invalid
+// subject token (RFC 6750 §3.1).
+const reasonInvalidToken = "invalid_token"
+
+// forwardAuthStatus is the one table from forward-auth reason to HTTP
+// status. Gateways pass 401 and 403 on to the user and treat any other
+// status as their own failure (nginx answers 500): 401 when a credential
+// is missing or wrong, 403 when a policy refuses a valid subject token.
+var forwardAuthStatus = map[string]int{
+	reasonInvalidToken:             http.StatusUnauthorized,
+	string(sts.InvalidClient):      http.StatusUnauthorized,
+	string(sts.InvalidRequest):     http.StatusForbidden,
+	string(sts.UnauthorizedClient): http.StatusForbidden,
+	string(sts.InvalidTarget):      http.StatusForbidden,
+	string(sts.InvalidScope):       http.StatusForbidden,
+	string(sts.ServerError):        http.StatusInternalServerError,
+}
+
+// reason is the X-Claimbridge-Reason of an error: invalid_token when the
+// subject token is at fault (the OAuth code is invalid_request then, as
+// RFC 8693 §2.2.2 requires), else the OAuth code.
+func reason(e *sts.Error) string {
+	if errors.Is(e, sts.ErrSubjectToken) {
+		return reasonInvalidToken
+	}
+	return string(e.Code)
+}
+
+// writeForwardAuthError is /forward-auth's error chokepoint: the status
+// from the table, the reason in X-Claimbridge-Reason, a WWW-Authenticate
+// challenge on 401 and the OAuth error body; never a token.
+func writeForwardAuthError(c echo.Context, err error) {
+	e := sts.AsError(err)
+	why := reason(e)
+	status, ok := forwardAuthStatus[why]
+	if !ok {
+		why, status = string(sts.InvalidRequest), http.StatusForbidden
+	}
+	h := c.Response().Header()
+	switch why {
+	case reasonInvalidToken:
+		h.Set("WWW-Authenticate", `Bearer realm="claimbridge", error="invalid_token"`)
+	case string(sts.InvalidClient):
+		h.Set("WWW-Authenticate", `Claimbridge-Client realm="claimbridge"`)
+	}
+	h.Set(ReasonHeader, why)
+	h.Set("Cache-Control", "no-store")
+	setLogError(c, e)
+	_ = c.JSON(status, oauthError{Error: sts.Code(why), Description: e.Description})
 }
 
 // problem is an RFC 9457 problem details body.

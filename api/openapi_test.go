@@ -137,6 +137,9 @@ type fakeExchanger struct{}
 func (fakeExchanger) Exchange(context.Context, sts.Request) (*sts.Response, error) {
 	return nil, &sts.Error{Code: sts.ServerError, Description: "fake"}
 }
+func (fakeExchanger) ExchangeCached(context.Context, sts.Request) (*sts.Response, error) {
+	return nil, &sts.Error{Code: sts.ServerError, Description: "fake"}
+}
 func (fakeExchanger) Client(string) (*sts.Client, bool) { return nil, false }
 
 type fakeKeys struct{}

@@ -28,14 +28,16 @@ type PublicConfig struct {
 	// SigningAlgorithms are the algorithms minted tokens may be signed
 	// with, for the metadata; ["ES256"] when empty.
 	SigningAlgorithms []string
+	// ForwardAuth configures /forward-auth.
+	ForwardAuth ForwardAuthConfig
 	// Ready reports whether the server can serve exchanges: a snapshot is
 	// loaded and a signing key is active.
 	Ready  func(ctx context.Context) error
 	Logger *slog.Logger
 }
 
-// NewPublic returns the public server: the token endpoint, the well-known
-// documents and health checks.
+// NewPublic returns the public server: the token endpoint, forward-auth,
+// the well-known documents and health checks.
 func NewPublic(cfg PublicConfig) *echo.Echo {
 	e := newEcho(cfg.Logger)
 	// An issuer with a path (https://host/sts) serves its endpoints under
@@ -45,6 +47,14 @@ func NewPublic(cfg PublicConfig) *echo.Echo {
 	e.POST(wk.path+"/oauth2/token", func(c echo.Context) error {
 		if err := tok.handle(c); err != nil {
 			writeOAuthError(c, err)
+		}
+		return nil
+	})
+	fa := newForwardAuth(cfg.Exchanger, cfg.ForwardAuth)
+	e.Pre(rewriteForwardAuth(wk.path + "/forward-auth"))
+	e.GET(wk.path+"/forward-auth", func(c echo.Context) error {
+		if err := fa.handle(c); err != nil {
+			writeForwardAuthError(c, err)
 		}
 		return nil
 	})
@@ -95,7 +105,7 @@ func setExchangeLog(c echo.Context, r *sts.Response) {
 	sum := sha256.Sum256([]byte(r.Subject))
 	c.Set(logAttrsKey, []slog.Attr{
 		slog.String("issuer", r.Issuer), slog.String("policy", r.Policy), slog.String("audience", r.Audience),
-		slog.String("jti", r.JTI), slog.String("sub_hash", hex.EncodeToString(sum[:8])),
+		slog.String("jti", r.JTI), slog.String("sub_hash", hex.EncodeToString(sum[:8])), slog.Bool("cached", r.Cached),
 	})
 }
 

@@ -17,6 +17,9 @@ import (
 // Exchanger performs token exchanges.
 type Exchanger interface {
 	Exchange(ctx context.Context, req sts.Request) (*sts.Response, error)
+	// ExchangeCached is Exchange served from the exchange cache whatever
+	// the policy says (forward-auth); the client is authenticated.
+	ExchangeCached(ctx context.Context, req sts.Request) (*sts.Response, error)
 	Client(id string) (*sts.Client, bool)
 }
 

@@ -87,6 +87,11 @@ type Policy struct {
 	// TokenLifetimeSeconds is the lifetime of minted tokens; 0 means the
 	// server's default. It never extends beyond the subject token's expiry.
 	TokenLifetimeSeconds int64 `json:"token_lifetime_seconds,omitempty"`
+	// CacheTokens lets the token endpoint serve a repeated exchange (same
+	// client, subject token, targets, scopes and token type) from the
+	// exchange cache: it answers the same token until shortly before it
+	// expires. Forward-auth and the sidecar always use the cache.
+	CacheTokens bool `json:"cache_tokens,omitempty"`
 
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"created_at"`

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Load test of the token endpoint on loopback: starts `claimbridge serve
-# --dev` in a throw-away state directory (its own Postgres cluster, dev IdP,
-# seeded client and policy) on free ports, runs cmd/loadgen against it for
-# DURATION, and stops everything. The generator shares the machine's cores
-# with the server: compare figures as ratios within one run.
+# Load test of the token endpoint and of /forward-auth on loopback: starts
+# `claimbridge serve --dev` in a throw-away state directory (its own Postgres
+# cluster, dev IdP, seeded client and policy) on free ports, runs
+# cmd/loadgen against it for DURATION per run (and at most its -requests),
+# and stops everything. Each figure has a yardstick in the same run: the
+# token endpoint a minimal exchange, forward-auth a trivial HTTP handler.
+# The generator shares the machine's cores with the server: compare figures
+# as ratios within one run. BENCH=token or BENCH=forward-auth runs one half.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -25,13 +28,29 @@ curl -fsS http://127.0.0.1:18080/readyz >/dev/null || { cat "$dir/serve.log"; ex
 curl -fsS 'http://127.0.0.1:19090/token?ttl=3600' | sed -E 's/.*"access_token":"([^"]+)".*/\1/' >"$dir/subject"
 "$dir/loadgen" -serve-baseline 127.0.0.1:18090 http://127.0.0.1:19090/jwks.json &
 bpid=$!
-trap 'kill $pid $bpid 2>/dev/null || true; wait $pid $bpid 2>/dev/null || true; rm -rf "$dir"' EXIT
+"$dir/loadgen" -serve-trivial 127.0.0.1:18091 &
+tpid=$!
+trap 'kill $pid $bpid $tpid 2>/dev/null || true; wait $pid $bpid $tpid 2>/dev/null || true; rm -rf "$dir"' EXIT
 sleep 0.5
+BENCH=${BENCH:-all}
+lg() { "$dir/loadgen" -secret-file "$dir/state/client-secret" -duration "$DURATION" "$@"; }
 for c in 1 $CONCURRENCY; do
-  echo "claimbridge:"
-  "$dir/loadgen" -url http://127.0.0.1:18080/oauth2/token -secret-file "$dir/state/client-secret" \
-    -subject-file "$dir/subject" -concurrency "$c" -duration "$DURATION"
-  echo "baseline (minimal exchange: no framework, no client auth, no policy):"
-  "$dir/loadgen" -url http://127.0.0.1:18090/token -secret-file "$dir/state/client-secret" \
-    -subject-file "$dir/subject" -concurrency "$c" -duration "$DURATION"
+  if [ "$BENCH" != forward-auth ]; then
+    echo "token endpoint, concurrency $c:"
+    printf '  claimbridge:  '; lg -url http://127.0.0.1:18080/oauth2/token -subject-file "$dir/subject" -concurrency "$c"
+    printf '  baseline (minimal exchange: no framework, no client auth, no policy): '
+    lg -url http://127.0.0.1:18090/token -subject-file "$dir/subject" -concurrency "$c"
+  fi
+  if [ "$BENCH" != token ]; then
+    echo "forward-auth, concurrency $c:"
+    printf '  cache hit (one subject token):  '
+    lg -mode forward-auth -url http://127.0.0.1:18080/forward-auth -subject-file "$dir/subject" -concurrency "$c"
+    # Subject tokens of 30s: the minted tokens live 30s, within the refresh
+    # margin, so none is ever cached: every request mints (one token per
+    # worker, so that concurrent misses are not merged into one mint).
+    printf '  cache miss (every request mints): '
+    lg -mode forward-auth -url http://127.0.0.1:18080/forward-auth -subject-url 'http://127.0.0.1:19090/token?ttl=30' -concurrency "$c"
+    printf '  trivial handler (200 and a header, net/http): '
+    lg -mode forward-auth -url http://127.0.0.1:18091/forward-auth -subject-file "$dir/subject" -concurrency "$c"
+  fi
 done

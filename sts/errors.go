@@ -1,6 +1,9 @@
 package sts
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Code is an OAuth 2.0 error code (RFC 6749 §5.2, RFC 8693 §2.2.2, RFC 8707).
 type Code string
@@ -37,6 +40,26 @@ func (e *Error) Unwrap() error { return e.Err }
 
 func errorf(code Code, description string, err error) *Error {
 	return &Error{Code: code, Description: description, Err: err}
+}
+
+// ErrSubjectToken is in the chain of an invalid_request *Error caused by
+// the subject token itself — missing, malformed, expired, from an untrusted
+// issuer, badly signed or for an audience its issuer is not trusted for —
+// as opposed to a policy refusing a valid one. Forward-auth answers the
+// former 401 and the latter 403.
+var ErrSubjectToken = errors.New("the subject token is invalid")
+
+// subjectErrorf is errorf(InvalidRequest, …) marked with ErrSubjectToken.
+func subjectErrorf(description string, err error) *Error {
+	return errorf(InvalidRequest, description, markSubject(err))
+}
+
+// markSubject puts ErrSubjectToken in front of err's chain.
+func markSubject(err error) error {
+	if err == nil {
+		return ErrSubjectToken
+	}
+	return fmt.Errorf("%w: %w", ErrSubjectToken, err)
 }
 
 // AsError returns the *Error in err's chain, or a server_error wrapping err.

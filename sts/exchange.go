@@ -40,8 +40,21 @@ type Options struct {
 	// JWKSMaxAge is how long an IdP's JWKS is used before it is refreshed in
 	// the background.
 	JWKSMaxAge time.Duration
+	// Cache, when set, serves repeated exchanges (see ExchangeCached and
+	// the policies' cache_tokens); nil disables caching.
+	Cache *Cache
+	// ActiveKeys tells which key signs for an algorithm, so that cached
+	// tokens signed by a key that no longer signs are not served. Required
+	// with Cache.
+	ActiveKeys ActiveKeys
 	Now        func() time.Time
 	Logger     *slog.Logger
+}
+
+// ActiveKeys tells which key signs for an algorithm ("" for the default):
+// its kid, or "" when none does.
+type ActiveKeys interface {
+	KeyIDFor(alg string) string
 }
 
 // Exchanger performs token exchanges from an in-memory snapshot.
@@ -73,14 +86,33 @@ func NewExchanger(signer Signer, opts Options) *Exchanger {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if k, ok := signer.(ActiveKeys); ok && opts.ActiveKeys == nil {
+		opts.ActiveKeys = k
+	}
+	if opts.Cache != nil && opts.ActiveKeys == nil {
+		panic("sts: Options.Cache needs Options.ActiveKeys (or a signer that tells its key IDs)")
+	}
 	e := &Exchanger{opts: opts, signer: signer}
 	e.snap.Store(&snapshot{})
 	return e
 }
 
 // Exchange validates req, verifies its subject token, applies the policy of
-// the requested audience and mints the token.
+// the requested audience and mints the token. When the policy says
+// cache_tokens, a repeated request is served from the cache.
 func (e *Exchanger) Exchange(ctx context.Context, req Request) (*Response, error) {
+	return e.exchange(ctx, req, false)
+}
+
+// ExchangeCached is Exchange served from the cache whatever the policy
+// says, for callers that exchange on every request of a user and hand the
+// token on to an upstream (forward-auth). The client must have been
+// authenticated: a cached token is served to any caller of the same key.
+func (e *Exchanger) ExchangeCached(ctx context.Context, req Request) (*Response, error) {
+	return e.exchange(ctx, req, true)
+}
+
+func (e *Exchanger) exchange(ctx context.Context, req Request, cached bool) (*Response, error) {
 	asked := req.RequestedTokenType
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -89,6 +121,9 @@ func (e *Exchanger) Exchange(ctx context.Context, req Request) (*Response, error
 	pol, targets, kind, err := snap.authorize(&req, asked, nil)
 	if err != nil {
 		return nil, err
+	}
+	if e.opts.Cache != nil && (cached || pol.Policy.CacheTokens) {
+		return e.exchangeCached(ctx, snap, &req, asked, pol, targets, kind)
 	}
 	subj, err := snap.verifySubject(ctx, req, pol)
 	if err != nil {
@@ -155,19 +190,23 @@ func (s *snapshot) policyFor(req *Request, override *policy.Compiled) (*policy.C
 func (s *snapshot) verifySubject(ctx context.Context, req Request, pol *policy.Compiled) (*Subject, error) {
 	tok, err := parseSubject(req.SubjectToken)
 	if err != nil {
-		return nil, errorf(InvalidRequest, "The subject token is not a JWT signed with an allowed signature algorithm (never none or HMAC).", err)
+		return nil, subjectErrorf("The subject token is not a JWT signed with an allowed signature algorithm (never none or HMAC).", err)
 	}
 	v, ok := s.issuers[tok.iss]
 	if !ok {
-		return nil, errorf(InvalidRequest, "The subject token's issuer is not trusted.", nil)
+		return nil, subjectErrorf("The subject token's issuer is not trusted.", nil)
 	}
 	if !slices.Contains(v.issuer.TokenTypes, req.SubjectTokenType) {
-		return nil, errorf(InvalidRequest, "Issuer "+quote(v.issuer.Name)+" does not accept subject_token_type "+req.SubjectTokenType+".", nil)
+		return nil, subjectErrorf("Issuer "+quote(v.issuer.Name)+" does not accept subject_token_type "+req.SubjectTokenType+".", nil)
 	}
 	if !pol.AllowsIssuer(v.issuer.Name) {
 		return nil, issuerRefused(pol, v.issuer.Name)
 	}
-	return v.verify(ctx, tok)
+	subj, err := v.verify(ctx, tok)
+	if e, ok := err.(*Error); ok && e.Code == InvalidRequest {
+		e.Err = markSubject(e.Err) // a fresh error: ours to change
+	}
+	return subj, err
 }
 
 func issuerRefused(pol *policy.Compiled, issuer string) error {
@@ -242,7 +281,7 @@ func (e *Exchanger) build(d *decision) (tokenClaims, []byte, error) {
 		exp = d.subj.Expiry.Truncate(time.Second)
 	}
 	if !exp.After(now) {
-		return tokenClaims{}, nil, errorf(InvalidRequest, "The subject token expires too soon to be exchanged.", nil)
+		return tokenClaims{}, nil, subjectErrorf("The subject token expires too soon to be exchanged.", nil)
 	}
 	t := tokenClaims{
 		Issuer: e.opts.Issuer, Subject: d.subj.Subject, Audience: d.targets,

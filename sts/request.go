@@ -46,9 +46,9 @@ func (r *Request) Validate() error {
 	case r.ClientID == "":
 		return errorf(InvalidClient, "The client is not authenticated.", nil)
 	case r.SubjectToken == "":
-		return errorf(InvalidRequest, "The 'subject_token' parameter is required.", nil)
+		return subjectErrorf("The 'subject_token' parameter is required.", nil)
 	case len(r.SubjectToken) > MaxTokenLength:
-		return errorf(InvalidRequest, "The 'subject_token' parameter is too long.", nil)
+		return subjectErrorf("The 'subject_token' parameter is too long.", nil)
 	case r.SubjectTokenType == "":
 		return errorf(InvalidRequest, "The 'subject_token_type' parameter is required.", nil)
 	}
@@ -107,4 +107,8 @@ type Response struct {
 	Policy   string
 	Issuer   string
 	JTI      string
+	// Cached says that the token was served from the exchange cache (or
+	// minted once for several concurrent callers), not minted for this
+	// request alone.
+	Cached bool
 }

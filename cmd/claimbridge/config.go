@@ -42,6 +42,7 @@ type Config struct {
 	DevPostgresPort int           `yaml:"dev_postgres_port"`
 	DevIdPAddr      string        `yaml:"dev_idp_addr"`
 	Keys            keyConfig     `yaml:",inline"`
+	Gateway         gatewayConfig `yaml:",inline"`
 
 	// KEK comes only from the environment (CLAIMBRIDGE_KEK), never from a
 	// flag (visible in ps) or the file.
@@ -64,6 +65,7 @@ func defaultConfig() Config {
 		DevPostgresPort: 54329,
 		DevIdPAddr:      "127.0.0.1:9090",
 		Keys:            defaultKeyConfig(),
+		Gateway:         defaultGatewayConfig(),
 		AdminJWT:        adminJWT{RoleClaim: "roles", WriteRole: "claimbridge:write", ReadRole: "claimbridge:read"},
 	}
 }
@@ -91,6 +93,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.DevPostgresPort, "dev-postgres-port", c.DevPostgresPort, "port of the development Postgres cluster")
 	fs.StringVar(&c.DevIdPAddr, "dev-idp-addr", c.DevIdPAddr, "listen address of the development IdP in --dev (empty: none)")
 	c.Keys.bindFlags(fs)
+	c.Gateway.bindFlags(fs)
 }
 
 // loadConfig reads flags, environment and file. The file path comes from
@@ -196,6 +199,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, validateAdminTokens(c.AdminTokens, c.AdminReadTokens)...)
 	errs = append(errs, c.AdminJWT.validate(c.Dev)...)
 	errs = append(errs, c.validateKeys()...)
+	errs = append(errs, c.Gateway.validate()...)
 	within := func(name string, d, lo, hi time.Duration) {
 		if d < lo || d > hi {
 			add("%s: %s must be between %s and %s", name, d, lo, hi)

@@ -14,6 +14,7 @@ const usage = `Claimbridge: an OAuth 2.0 Token Exchange (RFC 8693) security toke
 Usage:
   claimbridge serve [flags]            run the service (--dev for a local playground)
   claimbridge migrate up|status [flags] apply or show the database migrations
+  claimbridge proxy [flags]            a sidecar in front of one upstream: exchange the IdP token, proxy with the minted one
   claimbridge devidp [flags]           run the development identity provider alone
   claimbridge verify [flags] TOKEN     verify a minted token through our JWKS and print its claims
   claimbridge apply -f DIR|FILE [flags] apply YAML documents through the admin API (--dry-run, --prune)
@@ -36,6 +37,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = serve(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		err = migrate(ctx, rest, getenv, stdout, stderr)
+	case "proxy":
+		err = proxyCommand(ctx, rest, getenv, stderr)
 	case "devidp":
 		err = devIdP(ctx, rest, stdout, stderr)
 	case "verify":

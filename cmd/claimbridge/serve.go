@@ -58,11 +58,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return err
 		}
 	}
+	cache := cfg.Gateway.cache()
 	ex := sts.NewExchanger(ring, sts.Options{
 		Issuer:          cfg.Issuer,
 		DefaultLifetime: cfg.TokenLifetime,
 		ClockSkew:       cfg.ClockSkew,
 		JWKSMinRefresh:  cfg.IdPJWKSRefresh,
+		Cache:           cache,
+		ActiveKeys:      ring,
 		Logger:          log,
 	})
 
@@ -75,11 +78,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	bg.Go(func() { ring.Run(ctx) })
-	return serveUntilDone(ctx, cfg, log, newServers(cfg, store, ring, ex, log))
+	return serveUntilDone(ctx, cfg, log, newServers(cfg, store, ring, ex, cache, log))
 }
 
 // newServers builds the public and the admin listener, by address.
-func newServers(cfg Config, store *postgres.Store, ring *keys.Ring, ex *sts.Exchanger, log *slog.Logger) map[string]*echo.Echo {
+func newServers(cfg Config, store *postgres.Store, ring *keys.Ring, ex *sts.Exchanger, cache *sts.Cache, log *slog.Logger) map[string]*echo.Echo {
 	ready := func(context.Context) error {
 		if _, _, _, at := ex.Stats(); at.IsZero() {
 			return errors.New("configuration not loaded yet")
@@ -89,10 +92,11 @@ func newServers(cfg Config, store *postgres.Store, ring *keys.Ring, ex *sts.Exch
 		}
 		return nil
 	}
-	public := api.NewPublic(api.PublicConfig{Issuer: cfg.Issuer, Exchanger: ex, Keys: ring, SigningAlgorithms: ring.Algorithms(), Ready: ready, Logger: log})
+	public := api.NewPublic(api.PublicConfig{Issuer: cfg.Issuer, Exchanger: ex, Keys: ring, SigningAlgorithms: ring.Algorithms(),
+		ForwardAuth: cfg.Gateway.forwardAuth(), Ready: ready, Logger: log})
 	admin := api.NewAdmin(api.AdminConfig{
 		Store: store, Tokens: cfg.AdminTokens, ReadTokens: cfg.AdminReadTokens, JWT: cfg.AdminJWT.api(), Ready: ready, Logger: log,
-		Preview: ex, Keys: ring, Metrics: newMetrics(ring),
+		Preview: ex, Keys: ring, Metrics: newMetrics(ring, cache),
 	})
 	return map[string]*echo.Echo{cfg.PublicAddr: public, cfg.AdminAddr: admin}
 }

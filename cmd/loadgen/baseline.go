@@ -77,3 +77,26 @@ func serveBaseline(ctx context.Context, addr, jwksURL string, maxRun time.Durati
 	}
 	return nil
 }
+
+// serveTrivial serves the yardstick for a forward-auth cache hit: the
+// least an HTTP handler can do — answer 200 with a fixed Authorization
+// header and no body. It stops after maxRun.
+func serveTrivial(ctx context.Context, addr string, maxRun time.Duration) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || !isLoopback(host) {
+		return fmt.Errorf("-serve-trivial %q: only loopback addresses are allowed", addr)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Authorization", "Bearer a.fixed.token")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+	})
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	ctx, cancel := context.WithTimeout(ctx, maxRun)
+	defer cancel()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 // Package layout holds the test that keeps the dependency rules of
 // docs/architecture.md true: the core (sts, policy, keys, admin) imports no
-// adapter, and policy is pure.
+// adapter, policy is pure, and verify (for upstreams) imports no other
+// Claimbridge package.
 package layout
 
 import (
@@ -18,6 +19,10 @@ func TestLayering(t *testing.T) {
 		"keys":     {"net/http", "github.com/labstack/echo", "github.com/ory/fosite", "github.com/jackc/pgx", module + "/"},
 		"api":      {"github.com/jackc/pgx", module + "/postgres"},
 		"postgres": {"github.com/labstack/echo", "github.com/ory/fosite", module + "/api"},
+		// sidecar talks to Claimbridge over HTTP only.
+		"sidecar": {"github.com/labstack/echo", "github.com/ory/fosite", "github.com/jackc/pgx", module + "/api", module + "/postgres", module + "/keys"},
+		// verify is imported by upstreams: the standard library and go-jose only.
+		"verify": {"github.com/labstack/echo", "github.com/ory/fosite", "github.com/jackc/pgx", "github.com/coreos/go-oidc", module + "/"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", module+"/"+pkg).Output()
