@@ -84,8 +84,8 @@ func writeForwardAuthError(c echo.Context, err error) {
 	e := sts.AsError(err)
 	why := reason(e)
 	status, ok := forwardAuthStatus[why]
-	if !ok {
-		why, status = string(sts.InvalidRequest), http.StatusForbidden
+	if !ok { // a code the table does not know: never guess a client error
+		why, status = string(sts.ServerError), http.StatusInternalServerError
 	}
 	h := c.Response().Header()
 	switch why {

@@ -92,12 +92,21 @@ func (f *forwardAuth) handle(c echo.Context) error {
 	return c.NoContent(http.StatusOK)
 }
 
+// unknownClientHash is checked for unknown client IDs, so that the answer
+// takes as long as for a known one and does not tell which IDs exist.
+var unknownClientHash = sts.HashSecret("no client has this secret")
+
 // authenticate checks "<client_id>:<client_secret>" against the snapshot's
 // client with the keyed secret hash.
 func (f *forwardAuth) authenticate(v string) (string, error) {
 	id, secret, ok := strings.Cut(v, ":")
 	if ok && id != "" && secret != "" {
-		if c, found := f.ex.Client(id); found && sts.CheckSecret(c.SecretHash, secret) {
+		hash := unknownClientHash // an unknown client costs the same check
+		c, found := f.ex.Client(id)
+		if found {
+			hash = c.SecretHash
+		}
+		if sts.CheckSecret(hash, secret) && found {
 			return id, nil
 		}
 	}

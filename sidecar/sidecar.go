@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -75,9 +76,9 @@ func New(cfg Config) (*Proxy, error) {
 	case len(cfg.Audiences) == 0:
 		return nil, errors.New("sidecar: at least one audience is required")
 	}
-	cfg.TokenHeader = http.CanonicalHeaderKey(cmpOr(cfg.TokenHeader, "Authorization"))
-	cfg.UpstreamHeader = http.CanonicalHeaderKey(cmpOr(cfg.UpstreamHeader, "Authorization"))
-	cfg.SubjectTokenType = cmpOr(cfg.SubjectTokenType, sts.TokenTypeAccessToken)
+	cfg.TokenHeader = http.CanonicalHeaderKey(cmp.Or(cfg.TokenHeader, "Authorization"))
+	cfg.UpstreamHeader = http.CanonicalHeaderKey(cmp.Or(cfg.UpstreamHeader, "Authorization"))
+	cfg.SubjectTokenType = cmp.Or(cfg.SubjectTokenType, sts.TokenTypeAccessToken)
 	if cfg.Cache == nil {
 		cfg.Cache = sts.NewCache(sts.CacheOptions{})
 	}
@@ -98,6 +99,10 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.UpstreamHeader == "Authorization" {
 		p.prefix = "Bearer "
+	} else {
+		// The user's own Authorization may carry an IdP token too: it never
+		// reaches the upstream.
+		p.strip = append(p.strip, "Authorization")
 	}
 	p.rp = &httputil.ReverseProxy{Rewrite: p.rewrite, Transport: cfg.Transport, ErrorHandler: p.upstreamError}
 	return p, nil
@@ -187,11 +192,4 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, ref *refusal) {
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	p.log.ErrorContext(r.Context(), "upstream unreachable", "path", r.URL.Path, "err", err)
 	w.WriteHeader(http.StatusBadGateway)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

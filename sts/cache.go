@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"hash"
 	"slices"
 	"sync"
@@ -17,7 +18,7 @@ import (
 const (
 	// DefaultCacheEntries bounds a cache whose options set no limit. An
 	// entry holds one minted token and its description: about 1-2 KiB.
-	DefaultCacheEntries = 100_000
+	DefaultCacheEntries = 20_000
 	// DefaultRefreshMargin is the least time before a cached token's
 	// expiry at which it is no longer served, so that a caller never
 	// receives a token about to expire; the margin is at least a tenth of
@@ -77,10 +78,15 @@ type cacheEntry struct {
 
 // cacheCall is one miss being minted; waiters for the same key share it.
 type cacheCall struct {
-	done chan struct{}
-	resp *Response
-	err  error
+	done  chan struct{}
+	resp  *Response
+	stamp Stamp
+	err   error
 }
+
+// errMintPanicked is what waiters get when the mint they waited for
+// panicked (the panic goes on in the minting caller).
+var errMintPanicked = errors.New("the exchange being waited for failed")
 
 // Stamp records what a cached token was minted under: the policy, the
 // trusted issuer and the signing key. A lookup serves an entry only while
@@ -118,8 +124,8 @@ func NewCache(opts CacheOptions) *Cache {
 	return c
 }
 
-// KeyFor returns the cache key of req. Targets and scopes are sorted and
-// deduplicated so that their order does not matter; requestedTokenType is
+// KeyFor returns the cache key of req. Targets and scopes count in request
+// order (see list); requestedTokenType is
 // the value as sent (before Validate defaults it), since a policy that
 // fixes the token type treats "" and an explicit type differently.
 func KeyFor(req *Request, requestedTokenType string) CacheKey {
@@ -141,9 +147,10 @@ func KeyFor(req *Request, requestedTokenType string) CacheKey {
 	return k
 }
 
-// list writes a sorted, deduplicated list preceded by its length.
+// list writes a list preceded by its length, in request order: a policy's
+// CEL expressions see request.audiences and request.scopes in that order,
+// so two orders are two exchanges.
 func list(h hash.Hash, field func(string), l []string) {
-	l = slices.Compact(slices.Sorted(slices.Values(l)))
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(len(l)))
 	h.Write(n[:])
@@ -177,7 +184,8 @@ func (c *Cache) Do(ctx context.Context, key CacheKey, valid func(Stamp) bool, mi
 }
 
 // miss mints under the shard's in-flight table: the first caller of a key
-// mints, the others wait for its result.
+// mints, the others wait for its result — and use it only if it is still
+// current for them (valid), else they mint their own.
 func (c *Cache) miss(ctx context.Context, s *cacheShard, key CacheKey, valid func(Stamp) bool, mint Mint) (*Response, error) {
 	s.mu.Lock()
 	if e := s.entries[key]; e != nil && e.usable(c.now(), valid) { // minted meanwhile
@@ -187,7 +195,7 @@ func (c *Cache) miss(ctx context.Context, s *cacheShard, key CacheKey, valid fun
 	}
 	if call := s.calls[key]; call != nil {
 		s.mu.Unlock()
-		s.hits.Add(1)
+		s.hits.Add(1) // joined another caller's mint
 		select {
 		case <-call.done:
 		case <-ctx.Done():
@@ -196,30 +204,51 @@ func (c *Cache) miss(ctx context.Context, s *cacheShard, key CacheKey, valid fun
 		if call.err != nil {
 			return nil, call.err
 		}
-		r := *call.resp
-		r.Cached = true // the token another caller is being given
-		return &r, nil
+		if valid == nil || valid(call.stamp) {
+			r := *call.resp
+			r.Cached = true // the token another caller is being given
+			return &r, nil
+		}
+		// Minted under a policy, issuer or key that changed since: our own.
+		s.misses.Add(1)
+		resp, _, err := c.mintAndPut(s, key, mint)
+		return resp, err
 	}
 	call := &cacheCall{done: make(chan struct{})}
 	s.calls[key] = call
 	s.mu.Unlock()
 	s.misses.Add(1)
-
-	start := c.now()
-	resp, stamp, err := mint()
-	s.mu.Lock()
-	delete(s.calls, key)
-	if err == nil {
-		c.put(s, key, start, resp, stamp)
-	}
-	s.mu.Unlock()
-	call.resp, call.err = resp, err
-	close(call.done)
+	defer func() { // also when mint panics: waiters must never hang
+		s.mu.Lock()
+		delete(s.calls, key)
+		s.mu.Unlock()
+		if call.resp == nil && call.err == nil {
+			call.err = errMintPanicked
+		}
+		close(call.done)
+	}()
+	resp, stamp, err := c.mintAndPut(s, key, mint)
+	call.resp, call.stamp, call.err = resp, stamp, err // waiters copy call.resp
 	if err != nil {
 		return nil, err
 	}
 	r := *resp
 	return &r, nil
+}
+
+// mintAndPut mints and caches the result; the response is the caller's
+// copy.
+func (c *Cache) mintAndPut(s *cacheShard, key CacheKey, mint Mint) (*Response, Stamp, error) {
+	start := c.now()
+	resp, stamp, err := mint()
+	if err != nil {
+		return nil, Stamp{}, err
+	}
+	s.mu.Lock()
+	c.put(s, key, start, resp, stamp)
+	s.mu.Unlock()
+	r := *resp
+	return &r, stamp, nil
 }
 
 // put stores resp, minted at or after start, unless it would be stale at

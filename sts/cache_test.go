@@ -31,10 +31,7 @@ func TestCacheKey(t *testing.T) {
 		name   string
 		change func(r *Request)
 	}{
-		{"targets in another order", func(r *Request) { r.Audiences = []string{"b", "a"} }},
 		{"a target as resource", func(r *Request) { r.Audiences, r.Resources = []string{"a"}, []string{"b"} }},
-		{"a repeated target", func(r *Request) { r.Audiences = []string{"a", "b", "a"} }},
-		{"scopes in another order", func(r *Request) { r.Scopes = []string{"y", "x"} }},
 	}
 	for _, tc := range same {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,6 +49,9 @@ func TestCacheKey(t *testing.T) {
 		{"another subject token", func(r *Request) { r.SubjectToken = "tok2" }, ""},
 		{"another subject token type", func(r *Request) { r.SubjectTokenType = TokenTypeIDToken }, ""},
 		{"another target", func(r *Request) { r.Audiences = []string{"a"} }, ""},
+		// CEL sees request.audiences and request.scopes in request order.
+		{"targets in another order", func(r *Request) { r.Audiences = []string{"b", "a"} }, ""},
+		{"scopes in another order", func(r *Request) { r.Scopes = []string{"y", "x"} }, ""},
 		{"fewer scopes", func(r *Request) { r.Scopes = []string{"x"} }, ""},
 		{"a requested token type", func(*Request) {}, TokenTypeAccessToken},
 		{"fields do not run together", func(r *Request) { r.ClientID, r.SubjectToken = "gwt", "ok" }, ""},
@@ -240,4 +240,50 @@ func TestCacheErrorKinds(t *testing.T) {
 	sentinel := errors.New("boom")
 	_, err := c.Do(context.Background(), key("a"), nil, func() (*Response, Stamp, error) { return nil, Stamp{}, sentinel })
 	require.ErrorIs(t, err, sentinel)
+}
+
+// TestCacheWaiterChecksTheStamp: a caller that waited for another caller's
+// mint uses its result only if it is still current for it.
+func TestCacheWaiterChecksTheStamp(t *testing.T) {
+	c := NewCache(CacheOptions{MaxEntries: 16})
+	var key CacheKey
+	started, release := make(chan struct{}), make(chan struct{})
+	oldStamp, newStamp := Stamp{kid: "old"}, Stamp{kid: "new"}
+	go func() {
+		_, _ = c.Do(context.Background(), key, nil, func() (*Response, Stamp, error) {
+			close(started)
+			<-release
+			return &Response{AccessToken: "minted-under-old", ExpiresIn: 300}, oldStamp, nil
+		})
+	}()
+	<-started
+	done := make(chan *Response)
+	go func() {
+		r, err := c.Do(context.Background(), key, func(s Stamp) bool { return s == newStamp }, func() (*Response, Stamp, error) {
+			return &Response{AccessToken: "minted-under-new", ExpiresIn: 300}, newStamp, nil
+		})
+		require.NoError(t, err)
+		done <- r
+	}()
+	time.Sleep(20 * time.Millisecond) // let the second caller wait on the first
+	close(release)
+	require.Equal(t, "minted-under-new", (<-done).AccessToken)
+}
+
+// TestCacheMintPanicReleasesWaiters: a mint that panics never leaves the
+// key blocked.
+func TestCacheMintPanicReleasesWaiters(t *testing.T) {
+	c := NewCache(CacheOptions{MaxEntries: 16})
+	var key CacheKey
+	func() {
+		defer func() { require.NotNil(t, recover()) }()
+		_, _ = c.Do(context.Background(), key, nil, func() (*Response, Stamp, error) { panic("boom") })
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := c.Do(ctx, key, nil, func() (*Response, Stamp, error) {
+		return &Response{AccessToken: "ok", ExpiresIn: 300}, Stamp{}, nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, "ok", r.AccessToken)
 }

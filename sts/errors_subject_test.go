@@ -27,8 +27,9 @@ func TestSubjectTokenErrorsAreMarked(t *testing.T) {
 		{"expired", func() string { return f.idp.mint(t, with(valid, "exp", now.Add(-time.Minute).Unix())) }, nil, true},
 		{"untrusted issuer", func() string { return f.idp.mint(t, with(valid, "iss", "https://elsewhere.test")) }, nil, true},
 		{"wrong audience", func() string { return f.idp.mint(t, with(valid, "aud", "other", "azp", "other")) }, nil, true},
+		// A configuration problem (gateway or issuer), not the user's token.
 		{"a type the issuer does not accept", func() string { return f.idp.mint(t, valid) },
-			func(r *Request) { r.SubjectTokenType = TokenTypeIDToken }, true},
+			func(r *Request) { r.SubjectTokenType = TokenTypeIDToken }, false},
 		{"an issuer the policy does not accept", func() string { return f.idp.mint(t, valid) },
 			func(r *Request) { r.Audiences = []string{"https://billing.example.test"}; r.Scopes = nil }, false},
 		{"a scope not granted", func() string { return f.idp.mint(t, valid) },

@@ -197,13 +197,15 @@ func (s *snapshot) verifySubject(ctx context.Context, req Request, pol *policy.C
 		return nil, subjectErrorf("The subject token's issuer is not trusted.", nil)
 	}
 	if !slices.Contains(v.issuer.TokenTypes, req.SubjectTokenType) {
-		return nil, subjectErrorf("Issuer "+quote(v.issuer.Name)+" does not accept subject_token_type "+req.SubjectTokenType+".", nil)
+		// The gateway's or the issuer's configuration, not the user's
+		// token: forward-auth answers 403, not a re-login.
+		return nil, errorf(InvalidRequest, "Issuer "+quote(v.issuer.Name)+" does not accept subject_token_type "+req.SubjectTokenType+".", nil)
 	}
 	if !pol.AllowsIssuer(v.issuer.Name) {
 		return nil, issuerRefused(pol, v.issuer.Name)
 	}
 	subj, err := v.verify(ctx, tok)
-	if e, ok := err.(*Error); ok && e.Code == InvalidRequest {
+	if e := (*Error)(nil); errors.As(err, &e) && e.Code == InvalidRequest {
 		e.Err = markSubject(e.Err) // a fresh error: ours to change
 	}
 	return subj, err

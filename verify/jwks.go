@@ -51,10 +51,13 @@ type keyCache struct {
 // verify checks jws's signature with the issuer's keys and returns its payload.
 func (s *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
 	cur := s.cur.Load()
-	if !s.now().Before(cur.expires) {
-		if fresh, err := s.refresh(ctx, cur); err == nil {
+	if !s.now().Before(cur.expires) && s.mu.TryLock() {
+		// One caller refreshes expired keys; the others go on with them
+		// meanwhile instead of queueing behind the fetch.
+		if fresh, err := s.refreshLocked(ctx, cur); err == nil {
 			cur = fresh // on failure the stale keys go on serving
 		}
+		s.mu.Unlock()
 	}
 	hdr := jws.Signatures[0].Header
 	payload, found := cur.verify(jws, hdr)
@@ -102,6 +105,11 @@ func (c *keyCache) verify(jws *jose.JSONWebSignature, hdr jose.Header) (payload 
 func (s *keySet) refresh(ctx context.Context, seen *keyCache) (*keyCache, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.refreshLocked(ctx, seen)
+}
+
+// refreshLocked is refresh with s.mu held.
+func (s *keySet) refreshLocked(ctx context.Context, seen *keyCache) (*keyCache, error) {
 	if cur := s.cur.Load(); cur != seen {
 		return cur, nil
 	}

@@ -30,7 +30,7 @@ func defaultGatewayConfig() gatewayConfig {
 }
 
 func (g *gatewayConfig) bindFlags(fs *flag.FlagSet) {
-	fs.IntVar(&g.CacheEntries, "exchange-cache-entries", g.CacheEntries, "most tokens the exchange cache holds (about 1-2 KiB each; 0 disables the cache)")
+	fs.IntVar(&g.CacheEntries, "exchange-cache-entries", g.CacheEntries, "most tokens the exchange cache holds (typically 1-2 KiB each, at most ~20 KiB for a subject with large claims; rounded up to a multiple of 64 shards; 0 disables the cache)")
 	fs.DurationVar(&g.CacheRefreshMargin, "exchange-cache-refresh-margin", g.CacheRefreshMargin, "a cached token is served until its expiry minus this margin (at least a tenth of its lifetime)")
 	fs.StringVar(&g.ForwardAuthToken, "forward-auth-token-header", g.ForwardAuthToken, "request header holding the subject token at /forward-auth: Authorization (Bearer) or e.g. X-Forwarded-Access-Token (the token itself)")
 	fs.StringVar(&g.ForwardAuthResponse, "forward-auth-response-header", g.ForwardAuthResponse, "response header receiving the minted token at /forward-auth: Authorization (Bearer) or another header (the token itself)")
