@@ -92,14 +92,7 @@ func (s *Store) SetClientSecret(ctx context.Context, id string, hash []byte) (st
 
 // GetClient returns the client id, or an sts.ErrNotFound.
 func (s *Store) GetClient(ctx context.Context, id string) (sts.Client, error) {
-	c, err := scanClient(s.pool.QueryRow(ctx, "select "+clientColumns+" from clients where id = $1", id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return sts.Client{}, fmt.Errorf("client %q: %w", id, sts.ErrNotFound)
-	}
-	if err != nil {
-		return sts.Client{}, fmt.Errorf("get client %q: %w", id, unavailable(err))
-	}
-	return c, nil
+	return getRow(ctx, s.pool, "client", "select "+clientColumns+" from clients where id = $1", id, scanClient)
 }
 
 // ListClients returns every client, ordered by ID.
@@ -108,15 +101,7 @@ func (s *Store) ListClients(ctx context.Context) ([]sts.Client, error) {
 }
 
 func listClients(ctx context.Context, q queryer) ([]sts.Client, error) {
-	rows, err := q.Query(ctx, "select "+clientColumns+" from clients order by id")
-	if err != nil {
-		return nil, fmt.Errorf("list clients: %w", unavailable(err))
-	}
-	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sts.Client, error) { return scanClient(row) })
-	if err != nil {
-		return nil, fmt.Errorf("list clients: %w", unavailable(err))
-	}
-	return list, nil
+	return listRows(ctx, q, "clients", "select "+clientColumns+" from clients order by id", scanClient)
 }
 
 // DeleteClient deletes the client id, or returns an sts.ErrNotFound;

@@ -74,14 +74,7 @@ func (s *Store) issuerURLConflict(ctx context.Context, iss sts.Issuer) error {
 
 // GetIssuer returns the issuer called name, or an sts.ErrNotFound.
 func (s *Store) GetIssuer(ctx context.Context, name string) (sts.Issuer, error) {
-	iss, err := scanIssuer(s.pool.QueryRow(ctx, "select "+issuerColumns+" from issuers where name = $1", name))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return sts.Issuer{}, fmt.Errorf("issuer %q: %w", name, sts.ErrNotFound)
-	}
-	if err != nil {
-		return sts.Issuer{}, fmt.Errorf("get issuer %q: %w", name, unavailable(err))
-	}
-	return iss, nil
+	return getRow(ctx, s.pool, "issuer", "select "+issuerColumns+" from issuers where name = $1", name, scanIssuer)
 }
 
 // ListIssuers returns every issuer, ordered by name.
@@ -90,15 +83,7 @@ func (s *Store) ListIssuers(ctx context.Context) ([]sts.Issuer, error) {
 }
 
 func listIssuers(ctx context.Context, q queryer) ([]sts.Issuer, error) {
-	rows, err := q.Query(ctx, "select "+issuerColumns+" from issuers order by name")
-	if err != nil {
-		return nil, fmt.Errorf("list issuers: %w", unavailable(err))
-	}
-	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sts.Issuer, error) { return scanIssuer(row) })
-	if err != nil {
-		return nil, fmt.Errorf("list issuers: %w", unavailable(err))
-	}
-	return list, nil
+	return listRows(ctx, q, "issuers", "select "+issuerColumns+" from issuers order by name", scanIssuer)
 }
 
 // DeleteIssuer deletes the issuer called name, or returns an

@@ -143,14 +143,7 @@ func (s *Store) audienceConflict(ctx context.Context, p policy.Policy) error {
 
 // GetPolicy returns the policy called name, or an sts.ErrNotFound.
 func (s *Store) GetPolicy(ctx context.Context, name string) (policy.Policy, error) {
-	p, err := scanPolicy(s.pool.QueryRow(ctx, "select "+policyColumns+" from policies where name = $1", name))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return policy.Policy{}, fmt.Errorf("policy %q: %w", name, sts.ErrNotFound)
-	}
-	if err != nil {
-		return policy.Policy{}, fmt.Errorf("get policy %q: %w", name, unavailable(err))
-	}
-	return p, nil
+	return getRow(ctx, s.pool, "policy", "select "+policyColumns+" from policies where name = $1", name, scanPolicy)
 }
 
 // ListPolicies returns every policy, ordered by name.
@@ -159,15 +152,7 @@ func (s *Store) ListPolicies(ctx context.Context) ([]policy.Policy, error) {
 }
 
 func listPolicies(ctx context.Context, q queryer) ([]policy.Policy, error) {
-	rows, err := q.Query(ctx, "select "+policyColumns+" from policies order by name")
-	if err != nil {
-		return nil, fmt.Errorf("list policies: %w", unavailable(err))
-	}
-	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (policy.Policy, error) { return scanPolicy(row) })
-	if err != nil {
-		return nil, fmt.Errorf("list policies: %w", unavailable(err))
-	}
-	return list, nil
+	return listRows(ctx, q, "policies", "select "+policyColumns+" from policies order by name", scanPolicy)
 }
 
 // DeletePolicy deletes the policy called name, or returns an

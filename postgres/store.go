@@ -228,6 +228,34 @@ func unavailable(err error) error {
 	return err
 }
 
+// getRow reads the one row query finds for key, or an sts.ErrNotFound; what
+// names the resource in errors.
+func getRow[T any](ctx context.Context, q queryer, what, query, key string, scan func(pgx.Row) (T, error)) (T, error) {
+	v, err := scan(q.QueryRow(ctx, query, key))
+	if errors.Is(err, pgx.ErrNoRows) {
+		var zero T
+		return zero, fmt.Errorf("%s %q: %w", what, key, sts.ErrNotFound)
+	}
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("get %s %q: %w", what, key, unavailable(err))
+	}
+	return v, nil
+}
+
+// listRows reads every row query finds; what names the resources in errors.
+func listRows[T any](ctx context.Context, q queryer, what, query string, scan func(pgx.Row) (T, error)) ([]T, error) {
+	rows, err := q.Query(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", what, unavailable(err))
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (T, error) { return scan(row) })
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", what, unavailable(err))
+	}
+	return list, nil
+}
+
 // nonNil returns s, or an empty slice for nil, for text[] not null columns.
 func nonNil(s []string) []string {
 	if s == nil {
