@@ -302,6 +302,13 @@ func TestKeysCLIAndRewrap(t *testing.T) {
 	require.Contains(t, out, first)
 	require.Contains(t, out, "active")
 
+	out, err = keysCLI(t, env, map[string]string{"CLAIMBRIDGE_KEK": oldKEK}, "retire", "--algorithm", "ES256")
+	require.ErrorContains(t, err, "configured here", "the default algorithm cannot be retired while configured")
+	out, err = keysCLI(t, env, map[string]string{"CLAIMBRIDGE_KEK": oldKEK}, "retire", "--algorithm", "EdDSA")
+	require.ErrorContains(t, err, "no active or next key", "nothing to retire")
+	out, err = keysCLI(t, env, map[string]string{"CLAIMBRIDGE_KEK": oldKEK}, "retire")
+	require.ErrorContains(t, err, "--algorithm is required", out)
+
 	// Switch the KEK: every replica gets the new one and keeps the old one.
 	newKEK := randomSecret()
 	oldFile := filepath.Join(t.TempDir(), "old-kek")
