@@ -21,10 +21,6 @@ import (
 // claims and sign an ES256 token — with no framework, no client
 // authentication, no policy and no database. It stops after maxRun.
 func serveBaseline(ctx context.Context, addr, jwksURL string, maxRun time.Duration) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil || !isLoopback(host) {
-		return fmt.Errorf("-serve-baseline %q: only loopback addresses are allowed", addr)
-	}
 	resp, err := http.Get(jwksURL)
 	if err != nil {
 		return err
@@ -68,29 +64,28 @@ func serveBaseline(ctx context.Context, addr, jwksURL string, maxRun time.Durati
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 300})
 	})
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	ctx, cancel := context.WithTimeout(ctx, maxRun)
-	defer cancel()
-	go func() { <-ctx.Done(); _ = srv.Close() }()
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveFor(ctx, addr, h, maxRun)
 }
 
 // serveTrivial serves the yardstick for a forward-auth cache hit: the
 // least an HTTP handler can do — answer 200 with a fixed Authorization
 // header and no body. It stops after maxRun.
 func serveTrivial(ctx context.Context, addr string, maxRun time.Duration) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil || !isLoopback(host) {
-		return fmt.Errorf("-serve-trivial %q: only loopback addresses are allowed", addr)
-	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Authorization", "Bearer a.fixed.token")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
 	})
+	return serveFor(ctx, addr, h, maxRun)
+}
+
+// serveFor serves h on addr, a loopback address only, until ctx ends or
+// maxRun has passed.
+func serveFor(ctx context.Context, addr string, h http.Handler, maxRun time.Duration) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || !isLoopback(host) {
+		return fmt.Errorf("%q: only loopback addresses are allowed", addr)
+	}
 	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	ctx, cancel := context.WithTimeout(ctx, maxRun)
 	defer cancel()
