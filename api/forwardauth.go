@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/claimbridge/claimbridge/sts"
+	"github.com/claimbridge/claimbridge/verify"
 )
 
 // The headers of the forward-auth contract (see docs/gateways.md).
@@ -115,15 +116,7 @@ func (f *forwardAuth) authenticate(v string) (string, error) {
 
 // subjectToken reads the subject token from the configured header.
 func (f *forwardAuth) subjectToken(h http.Header) (string, error) {
-	v := strings.TrimSpace(h.Get(f.tokenHeader))
-	scheme, rest, hasScheme := strings.Cut(v, " ")
-	bearer := hasScheme && strings.EqualFold(scheme, "Bearer")
-	switch {
-	case bearer:
-		v = strings.TrimSpace(rest)
-	case f.tokenHeader == "Authorization":
-		v = "" // another scheme (Basic…) carries no subject token
-	}
+	v := verify.BearerToken(h.Get(f.tokenHeader), f.tokenHeader)
 	if v == "" {
 		return "", &sts.Error{Code: sts.InvalidRequest, Description: "No subject token in the " + f.tokenHeader + " header.", Err: sts.ErrSubjectToken}
 	}

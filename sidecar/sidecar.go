@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/claimbridge/claimbridge/sts"
+	"github.com/claimbridge/claimbridge/verify"
 )
 
 // Config configures a Proxy. Zero fields take their defaults.
@@ -158,15 +158,7 @@ type tokenKey struct{}
 
 // subjectToken reads the IdP token from the configured header.
 func (p *Proxy) subjectToken(h http.Header) string {
-	v := strings.TrimSpace(h.Get(p.cfg.TokenHeader))
-	scheme, rest, ok := strings.Cut(v, " ")
-	switch {
-	case ok && strings.EqualFold(scheme, "Bearer"):
-		return strings.TrimSpace(rest)
-	case p.cfg.TokenHeader == "Authorization":
-		return "" // another scheme carries no IdP token
-	}
-	return v
+	return verify.BearerToken(h.Get(p.cfg.TokenHeader), p.cfg.TokenHeader)
 }
 
 // refuse answers a refused or failed exchange itself; the request never

@@ -24,7 +24,10 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 			challenge(w, http.StatusBadRequest, "invalid_request", "the request carries more than one token")
 			return
 		}
-		raw := v.bearer(values)
+		var raw string
+		if len(values) == 1 {
+			raw = BearerToken(values[0], v.header)
+		}
 		if raw == "" {
 			challenge(w, http.StatusUnauthorized, "", "a bearer token is required")
 			return
@@ -38,17 +41,16 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// bearer takes the token from the header's value: "Bearer TOKEN", or a bare
-// token in a header other than Authorization.
-func (v *Verifier) bearer(values []string) string {
-	if len(values) == 0 {
-		return ""
-	}
-	scheme, tok, found := strings.Cut(strings.TrimSpace(values[0]), " ")
+// BearerToken takes the token from value, the value of header: "Bearer
+// TOKEN" (the scheme in any case), or a bare TOKEN in a header other than
+// Authorization. Anything else — another scheme, several words, nothing —
+// is "".
+func BearerToken(value, header string) string {
+	scheme, tok, found := strings.Cut(strings.TrimSpace(value), " ")
 	switch {
 	case found && strings.EqualFold(scheme, "Bearer"):
 		return strings.TrimSpace(tok)
-	case !found && http.CanonicalHeaderKey(v.header) != "Authorization":
+	case !found && http.CanonicalHeaderKey(header) != "Authorization":
 		return scheme
 	}
 	return ""
