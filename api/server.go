@@ -90,23 +90,29 @@ func newEcho(log *slog.Logger) *echo.Echo {
 
 // Keys under which handlers leave details for the access line.
 const (
-	logAttrsKey = "claimbridge.log_attrs"
-	logErrorKey = "claimbridge.log_error"
+	logAttrsKey    = "claimbridge.log_attrs"
+	logErrorKey    = "claimbridge.log_error"
+	logExchangeKey = "claimbridge.log_exchange"
 )
 
 func setLogError(c echo.Context, err error) { c.Set(logErrorKey, err) }
 
-// setExchangeLog records what an exchange did: never a token, and the
-// subject only as a hash.
+// setExchangeLog records the exchange for the access line, which describes
+// it only when that line is written (see exchangeAttrs).
 func setExchangeLog(c echo.Context, r *sts.Response) {
-	if r == nil {
-		return
+	if r != nil {
+		c.Set(logExchangeKey, r)
 	}
+}
+
+// exchangeAttrs describe what an exchange did: never a token, and the
+// subject only as a hash.
+func exchangeAttrs(r *sts.Response) []slog.Attr {
 	sum := sha256.Sum256([]byte(r.Subject))
-	c.Set(logAttrsKey, []slog.Attr{
+	return []slog.Attr{
 		slog.String("issuer", r.Issuer), slog.String("policy", r.Policy), slog.String("audience", r.Audience),
 		slog.String("jti", r.JTI), slog.String("sub_hash", hex.EncodeToString(sum[:8])), slog.Bool("cached", r.Cached),
-	})
+	}
 }
 
 // accessLog writes one line per request: warn for 4xx, error for 5xx.
@@ -137,6 +143,9 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 			}
 			if a, ok := c.Get(logAttrsKey).([]slog.Attr); ok {
 				attrs = append(attrs, a...)
+			}
+			if x, ok := c.Get(logExchangeKey).(*sts.Response); ok {
+				attrs = append(attrs, exchangeAttrs(x)...)
 			}
 			if le, ok := c.Get(logErrorKey).(error); ok {
 				attrs = append(attrs, slog.String("err", le.Error()))
